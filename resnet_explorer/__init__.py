@@ -1,0 +1,1 @@
+"""ResNet34 Explorer: model, analysis, training and inference logic (no Streamlit)."""

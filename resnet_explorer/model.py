@@ -1,0 +1,145 @@
+"""build_model: an ArchConfig becomes a network; transfer_weights moves tensors between variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .blocks import BLOCK_TYPES, Layers, PreActBlock, make_shortcut, make_stem
+from .config import ArchConfig
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet layout generalised to 1–6 stages and the options in ArchConfig."""
+
+    def __init__(self, cfg: ArchConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers = Layers.from_config(cfg)
+        for name, module in make_stem(cfg, layers).items():
+            self.add_module(name, module)
+        block = BLOCK_TYPES[cfg.block]
+        total_blocks = sum(cfg.blocks)
+        block_index = 0
+        cin = cfg.stem_width
+        for i, (count, planes) in enumerate(zip(cfg.blocks, cfg.stage_widths)):
+            # Stochastic depth grows linearly with depth (Huang et al. 2016, as timm does).
+            rates = [
+                cfg.drop_path * (block_index + j) / max(1, total_blocks - 1) for j in range(count)
+            ]
+            stage = self._make_layer(block, layers, cfg.shortcut, cin, planes, count,
+                                     1 if i == 0 else 2, cfg.depthwise[i], rates)
+            self.add_module(f"layer{i + 1}", stage)
+            block_index += count
+            cin = planes * block.expansion
+        if cfg.block == "preact":  # pre-activation blocks leave the last sum un-normalised
+            self.final_norm = layers.norm(cin)
+            self.final_act = layers.act()
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        if cfg.head_hidden:
+            self.head_conv = nn.Conv2d(cin, cfg.head_hidden, 1, bias=True)
+            self.head_act = layers.act()
+            cin = cfg.head_hidden
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
+        self.fc = nn.Linear(cin, cfg.num_classes)
+        self._init_weights(cfg.zero_init_last)
+
+    @staticmethod
+    def _make_layer(block: type[nn.Module], layers: Layers, shortcut: str, cin: int, planes: int,
+                    count: int, stride: int, depthwise: bool,
+                    drop_rates: list[float]) -> nn.Sequential:
+        cout = planes * block.expansion
+        modules = []
+        for j in range(count):
+            block_in, block_stride = (cin, stride) if j == 0 else (cout, 1)
+            downsample = make_shortcut(shortcut, block_in, cout, block_stride, layers,
+                                       with_norm=block is not PreActBlock)
+            modules.append(block(block_in, planes, block_stride, downsample, layers,
+                                 depthwise=depthwise, drop_path=drop_rates[j]))
+        return nn.Sequential(*modules)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        # torchvision's initialisation, so a default model trains like theirs.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if hasattr(m, "zero_init_last"):
+                    m.zero_init_last()
+
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i + 1}") for i in range(self.cfg.num_stages)]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in self.stages:
+            x = stage(x)
+        if self.cfg.block == "preact":
+            x = self.final_act(self.final_norm(x))
+        return x
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(features)
+        if self.cfg.head_hidden:
+            x = self.head_act(self.head_conv(x))
+        return self.fc(self.dropout(torch.flatten(x, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_model(cfg: ArchConfig, device: torch.device | str | None = None) -> ResNet:
+    """Validate and build. On device="meta" no memory is allocated (used by analysis)."""
+    cfg.check()
+    with torch.device(device or "cpu"):
+        return ResNet(cfg)
+
+
+@lru_cache(maxsize=256)
+def count_parameters(cfg: ArchConfig) -> int:
+    """Trainable parameters, from a meta-device build: no weights are allocated."""
+    with torch.device("meta"):
+        model = ResNet(cfg)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@dataclass
+class TransferReport:
+    loaded: list[str] = field(default_factory=list)
+    shape_mismatch: list[str] = field(default_factory=list)  # "name: (src) → (dst)"
+    fresh: list[str] = field(default_factory=list)  # in the model, absent from the source
+    unexpected: list[str] = field(default_factory=list)  # in the source, absent from the model
+
+    def summary(self) -> str:
+        return (f"{len(self.loaded)} tensors loaded, {len(self.shape_mismatch)} skipped for shape, "
+                f"{len(self.fresh)} freshly initialised, {len(self.unexpected)} unused")
+
+
+def transfer_weights(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> TransferReport:
+    """Copy every tensor whose name and shape match; report the rest instead of failing."""
+    report = TransferReport()
+    target = model.state_dict()
+    matched = {}
+    for name, tensor in state_dict.items():
+        if name not in target:
+            report.unexpected.append(name)
+        elif tuple(tensor.shape) != tuple(target[name].shape):
+            report.shape_mismatch.append(
+                f"{name}: {tuple(tensor.shape)} → {tuple(target[name].shape)}")
+        else:
+            matched[name] = tensor
+            report.loaded.append(name)
+    report.fresh = [n for n in target if n not in matched and n not in state_dict]
+    model.load_state_dict(matched, strict=False)
+    return report
