@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import streamlit as st
 
 from resnet_explorer.config import BASELINE, ArchConfig, ConfigError
 
 ARCH_KEY = "arch"
+_ARCH_FIELDS = {f.name for f in fields(ArchConfig)}
 
 
 def current_arch() -> ArchConfig:
@@ -22,7 +25,7 @@ def set_arch(cfg: ArchConfig) -> None:
 
 def arch_from_url() -> ArchConfig | None:
     """A shared link carries the config as query parameters; a bad link falls back with a warning."""
-    params = {k: st.query_params[k] for k in st.query_params}
+    params = {k: st.query_params[k] for k in st.query_params if k in _ARCH_FIELDS}
     if not params:
         return None
     try:
@@ -30,3 +33,13 @@ def arch_from_url() -> ArchConfig | None:
     except ConfigError as exc:
         st.warning(f"The architecture in this link was ignored: {exc}")
         return None
+
+
+def write_arch_to_url(cfg: ArchConfig) -> None:
+    """Keep the address bar in step so a copied link reopens this architecture."""
+    query = cfg.to_query()
+    for key in [k for k in st.query_params if k in _ARCH_FIELDS and k not in query]:
+        del st.query_params[key]
+    for key, value in query.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value

@@ -1,0 +1,38 @@
+"""Which compute device to use, and how to describe it to a person."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' prefers CUDA, then Apple MPS, then the CPU; an unavailable choice is an error."""
+    if name not in DEVICE_CHOICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)} (got {name!r})")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is visible to PyTorch")
+    if name == "mps" and not mps_available():
+        raise ValueError("device 'mps' was asked for, but Apple MPS is not available")
+    return torch.device(name)
+
+
+def describe_devices() -> list[str]:
+    """One line per usable accelerator, or the CPU, for the sidebar."""
+    lines = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            lines.append(f"CUDA {i}: {props.name}, {props.total_memory / 2**30:.1f} GiB")
+    if mps_available():
+        lines.append("Apple MPS")
+    threads = torch.get_num_threads()
+    lines.append(f"CPU ({threads} thread{'s' if threads != 1 else ''})")
+    return lines

@@ -1,0 +1,114 @@
+"""AppTest: the shell (home + sidebar) and the Architecture page."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from resnet_explorer.config import PRESETS, ArchConfig
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _architecture(at: AppTest) -> AppTest:
+    at.switch_page("pages/architecture.py").run()
+    assert not at.exception
+    return at
+
+
+def _param_metric(at: AppTest) -> str:
+    return next(m.value for m in at.metric if m.label == "Trainable parameters")
+
+
+def test_home_page_explains_the_tool_and_sidebar_shows_config_and_device(app):
+    text = " ".join(m.value for m in app.markdown)
+    assert "ResNet34" in text and "Architecture" in text
+    sidebar = " ".join(c.value for c in app.sidebar.caption)
+    assert "21,797,672 parameters" in sidebar and "CPU" in sidebar
+
+
+def test_changing_a_widget_updates_parameters_diff_and_url(app):
+    at = _architecture(app)
+    assert _param_metric(at) == "21,797,672"
+    at.selectbox(key="aw_activation").set_value("prelu").run()
+    at.number_input(key="aw_blocks_2").set_value(4).run()
+    assert not at.exception
+    expected = ArchConfig(activation="prelu", blocks=(3, 4, 4, 3))
+    assert at.session_state["arch"] == expected
+    from resnet_explorer.model import count_parameters
+    assert _param_metric(at) == f"{count_parameters(expected):,}"
+    diff = " ".join(m.value for m in at.markdown)
+    assert "activation: relu → prelu" in diff and "stage 3: 6 → 4 blocks" in diff
+    assert at.query_params["activation"] == "prelu" and at.query_params["blocks"] == "3,4,4,3"
+
+
+def test_preset_fills_every_widget(app):
+    at = _architecture(app)
+    at.selectbox(key="arch_preset").set_value("resnet26").run()
+    assert at.session_state["arch"] == PRESETS["resnet26"]
+    assert _param_metric(at) == "15,995,176"
+
+
+def test_adding_a_stage_extends_the_network(app):
+    at = _architecture(app)
+    at.number_input(key="aw_stages").set_value(5).run()
+    cfg = at.session_state["arch"]
+    assert cfg.blocks == (3, 4, 6, 3, 3) and cfg.widths[-1] == 1024
+
+
+def test_invalid_combination_shows_error_and_keeps_last_valid_config(app):
+    at = _architecture(app)
+    at.selectbox(key="aw_norm").set_value("group").run()
+    at.number_input(key="aw_norm_groups").set_value(24).run()
+    assert not at.exception
+    assert any("norm_groups=24 must divide" in e.value for e in at.error)
+    assert at.session_state["arch"] == ArchConfig(norm="group", norm_groups=32)
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    (b"{not json", "not valid JSON"),
+    (b'{"blocks": [3, 0]}', "widths must have one entry per stage"),
+    (b'{"activation": NaN}', "NaN is not allowed"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "not UTF-8"),
+])
+def test_bad_json_upload_shows_message_without_exception(app, payload, fragment):
+    at = _architecture(app)
+    at.file_uploader(key="arch_upload").set_value(("arch.json", payload, "application/json")).run()
+    assert not at.exception
+    assert any(fragment in e.value for e in at.error)
+    assert _param_metric(at) == "21,797,672"
+
+
+def test_good_json_upload_and_paste_load_the_architecture(app):
+    at = _architecture(app)
+    cfg = PRESETS["se-resnet34"]
+    at.file_uploader(key="arch_upload").set_value(("se.json", cfg.to_json().encode(), "application/json")).run()
+    assert at.session_state["arch"] == cfg and any("Loaded" in s.value for s in at.success)
+    at.text_area(key="arch_paste").set_value(PRESETS["resnet34-d"].to_json()).run()
+    at.button[1].click().run()
+    assert at.session_state["arch"] == PRESETS["resnet34-d"]
+
+
+def test_download_offers_the_current_config(app):
+    at = _architecture(app)
+    at.selectbox(key="aw_activation").set_value("silu").run()
+    assert at.get("download_button")
+
+
+def test_shared_link_reopens_the_architecture():
+    cfg = ArchConfig(stem="deep", shortcut="D", activation="gelu")
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    for key, value in cfg.to_query().items():
+        at.query_params[key] = value
+    at.run()
+    assert at.session_state["arch"] == cfg
+    bad = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    bad.query_params["blocks"] = "3,x"
+    bad.run()
+    assert not bad.exception and any("ignored" in w.value for w in bad.warning)

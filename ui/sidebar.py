@@ -1,0 +1,32 @@
+"""The sidebar every page shares: the current architecture at a glance and the compute device."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from resnet_explorer.config import BASELINE
+from resnet_explorer.devices import describe_devices
+from resnet_explorer.model import count_parameters
+from ui.state import current_arch
+
+
+@st.cache_resource
+def _device_lines() -> list[str]:
+    return describe_devices()  # probing CUDA once per server is enough
+
+
+def render_sidebar() -> None:
+    cfg = current_arch()
+    with st.sidebar:
+        st.subheader("Current architecture")
+        st.markdown(f"**{cfg.short_name()}**")
+        st.caption(
+            f"{cfg.block} blocks {list(cfg.blocks)} · widths {list(cfg.stage_widths)} · "
+            f"{cfg.activation} · {cfg.norm} norm · {count_parameters(cfg):,} parameters"
+        )
+        diff = cfg.describe_diff(BASELINE)
+        if diff:
+            st.caption("Changes: " + "; ".join(diff[:6]) + (" …" if len(diff) > 6 else ""))
+        st.subheader("Compute")
+        for line in _device_lines():
+            st.caption(line)
