@@ -18,15 +18,18 @@ from torch import nn
 from .config import ArchConfig
 
 # PReLU has a learnable slope, so every use needs its own module (no sharing one `relu`).
-_ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {
-    "relu": lambda slope: nn.ReLU(inplace=True),
-    "leaky_relu": lambda slope: nn.LeakyReLU(slope, inplace=True),
-    "silu": lambda slope: nn.SiLU(inplace=True),
-    "gelu": lambda slope: nn.GELU(),
-    "mish": lambda slope: nn.Mish(inplace=True),
-    "hardswish": lambda slope: nn.Hardswish(inplace=True),
-    "elu": lambda slope: nn.ELU(inplace=True),
-    "prelu": lambda slope: nn.PReLU(init=slope if slope > 0 else 0.25),
+# In-place variants save activation memory; a caller whose input is still needed elsewhere
+# (a pre-activation block without norm, where the input is also the shortcut) asks for
+# inplace=False.
+_ACTIVATIONS: dict[str, Callable[[float, bool], nn.Module]] = {
+    "relu": lambda slope, inplace: nn.ReLU(inplace=inplace),
+    "leaky_relu": lambda slope, inplace: nn.LeakyReLU(slope, inplace=inplace),
+    "silu": lambda slope, inplace: nn.SiLU(inplace=inplace),
+    "gelu": lambda slope, inplace: nn.GELU(),
+    "mish": lambda slope, inplace: nn.Mish(inplace=inplace),
+    "hardswish": lambda slope, inplace: nn.Hardswish(inplace=inplace),
+    "elu": lambda slope, inplace: nn.ELU(inplace=inplace),
+    "prelu": lambda slope, inplace: nn.PReLU(init=slope if slope > 0 else 0.25),
 }
 
 _NORMS: dict[str, Callable[[int, int], nn.Module]] = {
@@ -121,8 +124,8 @@ class Layers:
     def conv_bias(self) -> bool:
         return self.norm_kind == "none"  # a following norm would cancel the bias
 
-    def act(self) -> nn.Module:
-        return _ACTIVATIONS[self.activation](self.slope)
+    def act(self, inplace: bool = True) -> nn.Module:
+        return _ACTIVATIONS[self.activation](self.slope, inplace)
 
     def norm(self, channels: int) -> nn.Module:
         return _NORMS[self.norm_kind](channels, self.groups)
@@ -234,7 +237,8 @@ class PreActBlock(nn.Module):
                  layers: Layers, depthwise: bool = False, drop_path: float = 0.0):
         super().__init__()
         self.bn1 = layers.norm(cin)
-        self.act1 = layers.act()
+        # Without a norm, bn1 is the identity and act1 would overwrite x, the shortcut.
+        self.act1 = layers.act(inplace=layers.norm_kind != "none")
         self.conv1 = layers.conv3x3(cin, planes, stride, depthwise)
         self.bn2 = layers.norm(planes)
         self.act2 = layers.act()

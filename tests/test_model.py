@@ -109,6 +109,32 @@ def test_random_valid_configs_build_and_train(cfg):
     _forward_backward(cfg, size=16)
 
 
+@pytest.mark.parametrize("block", ["basic", "bottleneck", "preact"])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_inplace_activations_change_nothing(block, norm):
+    # In-place activations only save memory: the same weights with every activation made
+    # out-of-place must give the same output and gradients (CI once caught a preact block
+    # without norm whose first activation overwrote its own shortcut).
+    cfg = dataclasses.replace(TINY, block=block, norm=norm, shortcut="B")
+    torch.manual_seed(0)
+    inplace = build_model(cfg).eval()
+    reference = build_model(cfg).eval()
+    reference.load_state_dict(inplace.state_dict())
+    for module in reference.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    x = torch.randn(2, cfg.in_channels, 16, 16)
+    outputs, grads = [], []
+    for model in (inplace, reference):
+        out = model(x)
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad for p in model.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for ours, theirs in zip(*grads):
+        torch.testing.assert_close(ours, theirs)
+
+
 def _modules(model: nn.Module, kind: type) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, kind)]
 
