@@ -46,7 +46,9 @@ class ResNet(nn.Module):
             cin = cfg.head_hidden
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
         self.fc = nn.Linear(cin, cfg.num_classes)
-        self._init_weights(cfg.zero_init_last)
+        # A meta build holds no values to initialise; skipping halves the cost of analysis.
+        if not self.fc.weight.is_meta:
+            self._init_weights(cfg.zero_init_last)
 
     @staticmethod
     def _make_layer(block: type[nn.Module], layers: Layers, shortcut: str, cin: int, planes: int,
@@ -106,12 +108,22 @@ def build_model(cfg: ArchConfig, device: torch.device | str | None = None) -> Re
         return ResNet(cfg)
 
 
-@lru_cache(maxsize=256)
-def count_parameters(cfg: ArchConfig) -> int:
-    """Trainable parameters, from a meta-device build: no weights are allocated."""
+@lru_cache(maxsize=64)
+def meta_model(cfg: ArchConfig) -> ResNet:
+    """One meta-device build per config, shared by validation, analysis and weight checks.
+
+    Building is most of an analysis' cost, so a config seen once is not built again. The
+    module is shared between callers and sessions: read it, never change it (no hooks,
+    no train()/eval(), no assignments); build_model(cfg, device="meta") gives a private
+    one. It is not validated here because validation itself counts parameters with it.
+    """
     with torch.device("meta"):
-        model = ResNet(cfg)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return ResNet(cfg)
+
+
+def count_parameters(cfg: ArchConfig) -> int:
+    """Trainable parameters, from the shared meta-device build: no weights are allocated."""
+    return sum(p.numel() for p in meta_model(cfg).parameters() if p.requires_grad)
 
 
 @dataclass

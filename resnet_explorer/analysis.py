@@ -1,0 +1,291 @@
+"""analyze(): what a configured network looks like layer by layer, and what it costs.
+
+The network is built on the `meta` device (no weights exist, nothing is computed) and walked
+by shape arithmetic (layer_walk.py): a full ResNet34 at 224×224 takes about 4 ms beyond the
+build — fast enough for every toggle. Counting rules:
+
+* MACs: multiply-accumulates of convolutions and linear layers — the figure torchvision
+  publishes as "GFLOPS" and FlopCounterMode's FLOPs / 2.
+* Other FLOPs: what torchinfo and FlopCounterMode count as zero — normalisation,
+  activations, residual additions, pooling, the SE mean and scale, bias additions — at
+  inference, one FLOP per add, multiply, compare or transcendental (ptflops' convention).
+* FLOPs = 2 × MACs + other FLOPs.
+* Activation memory: the tensors autograd keeps for backward in one training step,
+  de-duplicated by storage (an in-place ReLU and the next convolution share one); weights
+  excluded. bf16 stores every floating tensor in 2 bytes (pooling indices stay int64).
+
+Run `python -m resnet_explorer.analysis --config cfg.json --input 3x224x224` for a text report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .config import PRESETS, ArchConfig, ConfigError
+from .layer_walk import LayerRow, Walker, WalkError, shortcut_kind
+from .model import build_model, meta_model
+
+MIN_SIDE, MAX_SIDE = 8, 2048  # pixels; the page offers 32–512
+MAX_BATCH = 4096
+OP_CLASSES = ("norm", "activation", "residual add", "pooling", "SE", "bias")
+
+
+class InputSizeError(ConfigError):
+    """The network cannot run on the requested input; `problems` name the stage that fails."""
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    name: str  # "stem", "stage 1" … "stage N", "head"
+    params: int
+    macs: int
+    other_flops: int
+    act_bytes: int
+    act_bytes_bf16: int
+    out_shape: tuple[int, ...]
+    output_stride: int  # input pixels per output pixel (product of strides on the main path)
+    receptive_field: int  # theoretical, of convolution and pooling windows, in input pixels
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other_flops
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    name: str  # "stem", "layer1.0", …, "head"
+    stage: str
+    kind: str  # "BasicBlock", "Bottleneck", "PreActBlock", "stem", "head"
+    shortcut: str  # "identity", "1×1 projection", "avg-pool + 1×1", "zero-pad"; "" for stem/head
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    params: int
+    macs: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class Analysis:
+    cfg: ArchConfig
+    input_size: tuple[int, int, int]
+    batch: int
+    rows: tuple[LayerRow, ...]
+    stages: tuple[StageSummary, ...]
+    blocks: tuple[BlockSummary, ...]
+    output_shape: tuple[int, ...]
+    training_error: str | None = None  # why a training step would fail on this input, if it would
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def other_flops(self) -> int:
+        return sum(r.other_flops for r in self.rows)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other_flops
+
+    @property
+    def param_bytes(self) -> int:
+        return 4 * self.params  # fp32 weights
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(r.act_bytes for r in self.rows)
+
+    @property
+    def activation_bytes_bf16(self) -> int:
+        return sum(r.act_bytes_bf16 for r in self.rows)
+
+    def other_flops_by_class(self) -> dict[str, int]:
+        totals = Counter({c: 0 for c in OP_CLASSES})
+        for r in self.rows:
+            totals["bias" if r.op_class in ("conv", "linear") else r.op_class] += r.other_flops
+        return {c: totals[c] for c in OP_CLASSES}
+
+
+# ----- summaries --------------------------------------------------------------------------
+def _stage_summaries(rows: list[LayerRow]) -> list[StageSummary]:
+    rf, jump = 1, 1
+    out: list[StageSummary] = []
+    for stage in dict.fromkeys(r.stage for r in rows):
+        mine = [r for r in rows if r.stage == stage]
+        for r in mine:  # the main path sets the field; shortcuts are shorter, SE's mean global
+            if ".downsample" not in r.name and ".se" not in r.name:
+                rf, jump = rf + (r.kernel - 1) * jump, jump * r.stride
+        out.append(StageSummary(
+            stage, sum(r.params for r in mine), sum(r.macs for r in mine),
+            sum(r.other_flops for r in mine), sum(r.act_bytes for r in mine),
+            sum(r.act_bytes_bf16 for r in mine), mine[-1].out_shape, jump, rf))
+    return out
+
+
+def _block_summaries(model: nn.Module, rows: list[LayerRow]) -> list[BlockSummary]:
+    modules = dict(model.named_modules())
+    out: list[BlockSummary] = []
+    for name in dict.fromkeys(r.block for r in rows):
+        mine = [r for r in rows if r.block == name]
+        module = modules.get(name)
+        kind = type(module).__name__ if module is not None else name
+        out.append(BlockSummary(
+            name, mine[0].stage, kind, shortcut_kind(module) if module is not None else "",
+            mine[0].in_shape, mine[-1].out_shape, sum(r.params for r in mine),
+            sum(r.macs for r in mine), sum(r.flops for r in mine)))
+    return out
+
+
+# ----- validation -------------------------------------------------------------------------
+def _format_problems(cfg: ArchConfig, input_size: Any, batch: Any) -> list[str]:
+    if (not isinstance(input_size, (tuple, list)) or len(input_size) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in input_size)):
+        return [f"input size must be three whole numbers (channels, height, width), "
+                f"got {input_size!r}"]
+    c, h, w = input_size
+    problems = []
+    if c != cfg.in_channels:
+        problems.append(f"this architecture takes {cfg.in_channels}-channel images; "
+                        f"the input has {c} channel{'s' * (c != 1)}")
+    for side, value in (("height", h), ("width", w)):
+        if not MIN_SIDE <= value <= MAX_SIDE:
+            problems.append(f"input {side} must be between {MIN_SIDE} and {MAX_SIDE} pixels "
+                            f"(got {value})")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        problems.append(f"batch must be a whole number between 1 and {MAX_BATCH} (got {batch!r})")
+    return problems
+
+
+def _stage_of(model: nn.Module, name: str) -> str:
+    """'stage 3' for layer3.*, otherwise 'the stem' or 'the head' by position in the model."""
+    top = name.split(".")[0]
+    match = re.fullmatch(r"layer(\d+)", top)
+    if match:
+        return f"stage {match.group(1)}"
+    children = [n for n, _ in model.named_children()]
+    return "the stem" if children.index(top) < children.index("layer1") else "the head"
+
+
+def _describe(model: nn.Module, problem: WalkError, input_size: tuple[int, ...],
+              verb: str = "run") -> str:
+    sides = "×".join(map(str, problem.in_shape[2:]))
+    return (f"{_stage_of(model, problem.name)} cannot {verb} on a {input_size[1]}×{input_size[2]} "
+            f"input: {problem.name} receives {sides} feature maps and {problem.reason}")
+
+
+def _walk(cfg: ArchConfig, input_size: Any, batch: Any,
+          private: bool = False) -> tuple[nn.Module, Walker, tuple[int, ...]]:
+    """Shape walk over the shared meta build (the Walker only reads it); `private` builds
+    a model of its own for callers that change it (torchinfo adds hooks)."""
+    problems = _format_problems(cfg, input_size, batch)
+    if problems:
+        raise InputSizeError(problems)
+    cfg.check()  # ConfigError for an invalid config
+    model = build_model(cfg, device="meta") if private else meta_model(cfg)
+    walker = Walker(model)
+    try:
+        out = walker.run(batch, input_size)
+    except WalkError as problem:
+        raise InputSizeError(
+            _describe(model, problem, input_size) + "; use a larger input") from None
+    return model, walker, out
+
+
+def check_input_size(cfg: ArchConfig, input_size: Any, batch: int = 1) -> list[str]:
+    """Why the network cannot run on this input (stage named); empty when it can."""
+    try:
+        _walk(cfg, input_size, batch)
+    except InputSizeError as exc:
+        return exc.problems
+    return []
+
+
+def analyze(cfg: ArchConfig, input_size: tuple[int, int, int] | None = None,
+            batch: int = 1) -> Analysis:
+    """Rows, stage and block summaries for `cfg` on a (C, H, W) input; raises ConfigError."""
+    input_size = (cfg.in_channels, 224, 224) if input_size is None else input_size
+    model, walker, out = _walk(cfg, input_size, batch)
+    input_size = tuple(input_size)
+    problem = walker.training_problem
+    training_error = None
+    if problem:
+        training_error = (_describe(model, problem, input_size, verb="train")
+                          + f" at batch {batch}; use a larger batch or input")
+    return Analysis(cfg, input_size, batch, tuple(walker.rows),
+                    tuple(_stage_summaries(walker.rows)),
+                    tuple(_block_summaries(model, walker.rows)), out, training_error)
+
+
+def torchinfo_text(cfg: ArchConfig, input_size: tuple[int, int, int] | None = None,
+                   depth: int = 4) -> str:
+    """torchinfo's own summary of the same model, run on the meta device (no arithmetic)."""
+    import torchinfo  # imported here: only the expander and the CLI flag need it
+
+    input_size = (cfg.in_channels, 224, 224) if input_size is None else input_size
+    model, _, _ = _walk(cfg, input_size, 1, private=True)  # analyze()'s message for a bad input
+    stats = torchinfo.summary(
+        model.eval(), input_size=(1, *input_size), device="meta", depth=depth, verbose=0,
+        col_names=("input_size", "output_size", "num_params", "mult_adds"))
+    return str(stats)
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    """'3x224x224' (or with ×) → (3, 224, 224)."""
+    parts = re.split(r"\s*[x×,]\s*", text.strip().lower())
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise InputSizeError(f"input size must look like 3x224x224 (channels×height×width), "
+                             f"got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+# ----- command line -----------------------------------------------------------------------
+def _load_config(args: argparse.Namespace) -> ArchConfig:
+    if args.config:
+        try:
+            with open(args.config, "rb") as f:
+                return ArchConfig.from_json(f.read(65_537))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.config}: {exc.strerror}") from None
+    if args.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[args.preset]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .analysis_report import text_report  # presentation lives with the other frames
+
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_explorer.analysis",
+        description="Layer table, parameters, MACs, FLOPs and memory of a ResNet configuration.")
+    parser.add_argument("--config", help="architecture JSON file (default: --preset)")
+    parser.add_argument("--preset", default="resnet34", help="preset name when no --config")
+    parser.add_argument("--input", default=None, help="CxHxW, e.g. 3x224x224 (default: C×224×224)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary")
+    args = parser.parse_args(argv)
+    try:
+        cfg = _load_config(args)
+        size = parse_input_size(args.input) if args.input else (cfg.in_channels, 224, 224)
+        result = analyze(cfg, size, args.batch)
+        print(text_report(result))
+        if args.torchinfo:
+            print(torchinfo_text(cfg, size))
+    except ConfigError as exc:
+        print("error: " + "\n       ".join(exc.problems), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

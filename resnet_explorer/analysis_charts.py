@@ -1,0 +1,112 @@
+"""Plotly figures for the Summary & FLOPs page: per-stage bars, per-block MACs, activation
+memory and an architecture diagram, each optionally against a comparison configuration."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from .analysis import Analysis, BlockSummary
+from .analysis_report import MIB, si
+
+Labelled = tuple[str, Analysis]  # legend label and its analysis
+HIGHLIGHT = "#d62728"
+_SHORT_KIND = {"BasicBlock": "basic", "Bottleneck": "bottleneck", "PreActBlock": "pre-act"}
+_SHORT_SHORTCUT = {"identity": "id", "1×1 projection": "1×1 proj", "avg-pool + 1×1": "pool+1×1",
+                   "zero-pad": "zero-pad"}
+_CONFIG_COLOURS = ("#1f77b4", "#ff7f0e")
+
+
+def _stage_colour(stage: str) -> str:
+    order = ["stem"] + [f"stage {i}" for i in range(1, 7)] + ["head"]
+    return qualitative.Set2[order.index(stage) % len(qualitative.Set2)]
+
+
+def stage_bars(configs: list[Labelled]) -> go.Figure:
+    """Parameters and MACs per stage, one bar group per stage, one colour per configuration."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Parameters per stage", "MACs per stage"))
+    for i, (label, a) in enumerate(configs):
+        names = [s.name for s in a.stages]
+        for col, values in ((1, [s.params for s in a.stages]), (2, [s.macs for s in a.stages])):
+            fig.add_bar(x=names, y=values, name=label, legendgroup=label, showlegend=col == 1,
+                        marker_color=_CONFIG_COLOURS[i % 2], row=1, col=col,
+                        hovertemplate="%{x}: %{y:,}<extra>" + label + "</extra>")
+    fig.update_layout(barmode="group", height=360, margin=dict(t=40, b=10))
+    return fig
+
+
+def block_macs(a: Analysis) -> go.Figure:
+    """MACs of every block (stem and head included), coloured by stage."""
+    fig = go.Figure()
+    for stage in dict.fromkeys(b.stage for b in a.blocks):
+        blocks = [b for b in a.blocks if b.stage == stage]
+        fig.add_bar(x=[b.name for b in blocks], y=[b.macs for b in blocks], name=stage,
+                    marker_color=_stage_colour(stage),
+                    hovertemplate="%{x}: %{y:,} MACs<extra></extra>")
+    fig.update_layout(title="MACs per block", height=340, margin=dict(t=40, b=10),
+                      xaxis_tickangle=-45)
+    return fig
+
+
+def activation_memory(configs: list[Labelled]) -> go.Figure:
+    """Training activation memory per stage in MiB (fp32; bf16 of the first configuration)."""
+    fig = go.Figure()
+    for i, (label, a) in enumerate(configs):
+        fig.add_bar(x=[s.name for s in a.stages], y=[s.act_bytes / MIB for s in a.stages],
+                    name=f"{label} (fp32)", marker_color=_CONFIG_COLOURS[i % 2])
+    label, first = configs[0]
+    fig.add_bar(x=[s.name for s in first.stages], y=[s.act_bytes_bf16 / MIB for s in first.stages],
+                name=f"{label} (bf16)", marker_color=_CONFIG_COLOURS[0], opacity=0.45)
+    fig.update_layout(barmode="group", title="Activation memory per stage, training batch",
+                      yaxis_title="MiB", height=340, margin=dict(t=40, b=10))
+    return fig
+
+
+def _block_label(b: BlockSummary) -> str:
+    if b.stage == "head":
+        return f"head → {b.out_shape[-1]}"
+    side = "×".join(map(str, b.out_shape[2:]))
+    if b.stage == "stem":
+        return f"stem · {side}"
+    kind, shortcut = _SHORT_KIND.get(b.kind, b.kind), _SHORT_SHORTCUT.get(b.shortcut, b.shortcut)
+    return f"{side} · {kind} · {shortcut}"
+
+
+def _diagram_trace(a: Analysis, highlight: set[str]) -> go.Bar:
+    blocks = a.blocks
+    return go.Bar(
+        x=list(range(len(blocks))), y=[b.out_shape[1] for b in blocks],
+        text=[_block_label(b) for b in blocks], textposition="inside", textangle=-90,
+        insidetextanchor="start",
+        marker=dict(color=[_stage_colour(b.stage) for b in blocks],
+                    line=dict(color=[HIGHLIGHT if b.name in highlight else "rgba(0,0,0,0.25)"
+                                     for b in blocks],
+                              width=[4 if b.name in highlight else 1 for b in blocks])),
+        customdata=[[b.name, b.kind, b.shortcut or "—", "×".join(map(str, b.in_shape)),
+                     "×".join(map(str, b.out_shape)), f"{b.params:,}", si(b.macs),
+                     "changed" if b.name in highlight else ""] for b in blocks],
+        hovertemplate=("<b>%{customdata[0]}</b> %{customdata[1]}<br>shortcut: %{customdata[2]}"
+                       "<br>%{customdata[3]} → %{customdata[4]}<br>params %{customdata[5]}, "
+                       "MACs %{customdata[6]}<br><b>%{customdata[7]}</b><extra></extra>"),
+        showlegend=False)
+
+
+def diagram(a: Analysis, highlight: set[str] = frozenset(),
+            other: Labelled | None = None, other_highlight: set[str] = frozenset()) -> go.Figure:
+    """Stem, blocks and head left to right: height = output channels (log scale), label =
+    resolution · block type · shortcut, colour = stage, red outline = differs from the other."""
+    rows = 2 if other else 1
+    titles = ("this configuration",) + ((other[0],) if other else ())
+    fig = make_subplots(rows=rows, cols=1, subplot_titles=titles, vertical_spacing=0.12)
+    fig.add_trace(_diagram_trace(a, set(highlight)), row=1, col=1)
+    if other:
+        fig.add_trace(_diagram_trace(other[1], set(other_highlight)), row=2, col=1)
+    for row, analysis in ((1, a), (2, other[1] if other else None)):
+        if analysis is None:
+            continue
+        fig.update_xaxes(tickvals=list(range(len(analysis.blocks))),
+                         ticktext=[b.name for b in analysis.blocks], tickangle=-45, row=row, col=1)
+        fig.update_yaxes(type="log", title_text="channels", row=row, col=1)
+    fig.update_layout(height=330 * rows, bargap=0.08, margin=dict(t=40, b=10))
+    return fig
