@@ -1,0 +1,142 @@
+"""Image folders on disk: the ImageFolder layout, safe decoding, a stratified split.
+
+Used for local folders, extracted zip uploads and Imagenette. Every file goes
+through `imaging.decode_image` (format by content, size caps, EXIF
+orientation), so a folder can hold anything: what does not decode is skipped
+and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import imaging
+
+__all__ = ["DataError", "IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
+           "decode_one", "resize_center_crop", "stratified_split"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used; str() is the message for the person."""
+
+
+Files = list[tuple[Path, int]]
+_SPLIT_DIRS = (("train",), ("val", "valid", "validation", "test"))
+
+
+def resolve_folder(source: str, root: Path, data_path: str) -> Path:
+    if not data_path:
+        raise DataError("choose a folder" if source == "folder" else "upload a zip first")
+    if source == "upload":
+        # An upload is named by the store, never a path typed by someone.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", data_path):
+            raise DataError(f"unknown upload {data_path!r}")
+        folder = root / "uploads" / data_path
+    else:
+        folder = Path(data_path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder")
+    return folder.resolve()
+
+
+def scan_folder(folder: Path) -> tuple[list[str], Files, Files | None, list[str]]:
+    """ImageFolder layout: class/file, or train/class/file + val/class/file."""
+    subdirs = {p.name.lower(): p for p in _visible_dirs(folder)}
+    train_dir = next((subdirs[n] for n in _SPLIT_DIRS[0] if n in subdirs), None)
+    val_dir = next((subdirs[n] for n in _SPLIT_DIRS[1] if n in subdirs), None)
+    notes: list[str] = []
+    if train_dir is not None and val_dir is not None:
+        classes = sorted({d.name for d in _visible_dirs(train_dir)} | {d.name for d in _visible_dirs(val_dir)})
+        train, val = _files_by_class(train_dir, classes), _files_by_class(val_dir, classes)
+        notes.append(f"using the folder's own split ({train_dir.name}/ and {val_dir.name}/)")
+    else:
+        classes = sorted(d.name for d in _visible_dirs(folder))
+        train, val = _files_by_class(folder, classes), None
+    counts = np.bincount([y for _, y in train], minlength=len(classes)) if classes else []
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        notes.append(f"{len(empty)} folder(s) without images ignored: {', '.join(empty[:5])}")
+        keep = [c for c in classes if c not in empty]
+        remap = {classes.index(c): i for i, c in enumerate(keep)}
+        train = [(p, remap[y]) for p, y in train]
+        val = None if val is None else [(p, remap[y]) for p, y in val if y in remap]
+        classes = keep
+    if len(classes) < 2:
+        raise DataError(f"{folder} needs at least two sub-folders of images (one per class); "
+                        f"found {len(classes)}")
+    return classes, train, val, notes
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
+def _files_by_class(folder: Path, classes: list[str]) -> Files:
+    out: Files = []
+    for label, name in enumerate(classes):
+        class_dir = folder / name
+        if class_dir.is_dir():
+            out += [(p, label) for p in sorted(class_dir.rglob("*"))
+                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                    and not p.name.startswith(".")]
+    return out
+
+
+def decode_files(files: Files, channels: int, resize: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    # Pillow releases the GIL while decoding and resizing, so threads scale.
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(files)))) as pool:
+        results = list(pool.map(lambda f: _decode_or_error(f[0], channels, resize), files))
+    keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    errors = [r for r in results if isinstance(r, str)]
+    if not keep:
+        return torch.zeros((0, channels, resize, resize), dtype=torch.uint8), np.zeros(0, np.int64), errors
+    images = torch.from_numpy(np.stack([results[i] for i in keep]))  # type: ignore[misc]
+    labels = np.array([files[i][1] for i in keep], dtype=np.int64)
+    return images, labels, errors
+
+
+def _decode_or_error(path: Path, channels: int, resize: int) -> np.ndarray | str:
+    try:
+        data = path.read_bytes()
+        img = imaging.decode_image(data, mode="L" if channels == 1 else "RGB", name=path.name)
+    except (OSError, imaging.ImageRejected) as exc:
+        return str(exc)
+    return resize_center_crop(img, resize)
+
+
+def decode_one(path: Path, channels: int, resize: int) -> np.ndarray | None:
+    out = _decode_or_error(path, channels, resize)
+    return None if isinstance(out, str) else out
+
+
+def resize_center_crop(img: Image.Image, size: int) -> np.ndarray:
+    """Shorter side to `size`, center crop size×size (what inference does), as (C, H, W)."""
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    arr = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class shuffled split, so every class appears in both parts in proportion."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = int(round(len(idx) * val_fraction))
+        if len(idx) > 1:
+            n_val = min(max(n_val, 1), len(idx) - 1)  # each class in both splits when possible
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))

@@ -1,0 +1,220 @@
+"""Safe extraction of an uploaded zip of class folders into the data folder.
+
+A zip from a browser is untrusted. Nothing in it decides where a file lands:
+every entry is checked to stay inside the upload folder (no absolute paths, no
+`..`, no drive letters), links are never created, only image files whose
+bytes decode are written, and the total size, file count and compression
+ratio are capped, counting the bytes actually inflated rather than trusting
+the sizes the archive declares. The result is published with one directory
+rename, so a half-extracted upload is never visible, and is named after the
+archive's hash: uploading the same zip again reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import imaging
+from .data_files import IMAGE_EXTENSIONS, DataError
+from .fileio import atomic_write_json
+from .paths import data_dir
+
+__all__ = ["ZipLimits", "UploadReport", "extract_zip", "uploads_dir"]
+
+_SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "val"}
+_REPORT = ".report.json"
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_total_bytes: int = 2 * 2**30  # inflated bytes over all extracted files
+    max_files: int = 50_000  # image entries
+    max_entries: int = 200_000  # all entries, checked before any work
+    max_ratio: float = 100.0  # inflated/compressed for one entry (images barely compress)
+    max_file_bytes: int = imaging.MAX_BYTES
+
+
+@dataclass
+class UploadReport:
+    name: str  # pass as TrainConfig.data_path with dataset="upload"
+    classes: dict[str, int]  # images per class, both splits together
+    has_split: bool = False  # the zip had its own train/ and val/ folders
+    not_images: int = 0
+    corrupt: int = 0
+    links: int = 0
+    outside_class_folder: int = 0
+    problems: list[str] = field(default_factory=list)  # a few example reasons
+
+    @property
+    def images(self) -> int:
+        return sum(self.classes.values())
+
+    def lines(self) -> list[str]:
+        """The report for a person: classes and counts, then what was left out and why."""
+        out = [f"{self.images:,} images in {len(self.classes)} classes"
+               + (" (with its own train/val split)" if self.has_split else "")]
+        out += [f"{name}: {count:,}" for name, count in self.classes.items()]
+        for count, what in ((self.corrupt, "unreadable image(s)"), (self.not_images, "non-image file(s)"),
+                            (self.links, "link(s)"),
+                            (self.outside_class_folder, "file(s) outside a class folder")):
+            if count:
+                out.append(f"skipped {count:,} {what}")
+        out += self.problems[:5]
+        return out
+
+
+def uploads_dir(root: Path | None = None) -> Path:
+    return (Path(root) if root is not None else data_dir()) / "uploads"
+
+
+def extract_zip(data: bytes, filename: str, *, root: Path | None = None,
+                limits: ZipLimits = ZipLimits()) -> UploadReport:
+    """Extract `data` (the zip's bytes) under data/uploads/<name>/ and report what is in it."""
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename).stem).strip(".-")[:40] or "upload"
+    name = f"{stem}-{digest}"
+    base = uploads_dir(root)
+    final = base / name
+    if (final / _REPORT).is_file():  # same bytes were extracted before
+        return UploadReport(**json.loads((final / _REPORT).read_text()))
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+        raise DataError(f"{filename} is not a readable zip file ({exc})") from None
+    with archive:
+        report = UploadReport(name=name, classes={})
+        entries = _select_entries(archive, report, limits)
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=base))
+        try:
+            _extract(archive, entries, tmp, report, limits)
+            if len(report.classes) < 2:
+                raise DataError(f"{filename} needs at least two class folders with images; found "
+                                f"{len(report.classes)}. " + "; ".join(report.lines()[1:]))
+            atomic_write_json(tmp / _REPORT, asdict(report))
+            try:
+                tmp.rename(final)
+            except OSError:  # another session published the same upload first
+                if not (final / _REPORT).is_file():
+                    raise
+            return report
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+Entry = tuple[zipfile.ZipInfo, str | None, str]  # (info, split or None, class name)
+
+
+def _select_entries(archive: zipfile.ZipFile, report: UploadReport, limits: ZipLimits) -> list[Entry]:
+    infos = archive.infolist()
+    if len(infos) > limits.max_entries:
+        raise DataError(f"the zip has {len(infos):,} entries; the limit is {limits.max_entries:,}")
+    candidates: list[tuple[zipfile.ZipInfo, list[str]]] = []
+    declared = 0
+    for info in infos:
+        raw = info.filename.replace("\\", "/")
+        parts = [p for p in raw.split("/") if p not in ("", ".")]
+        if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw) or ".." in parts:
+            raise DataError(f"refused: the zip entry {info.filename!r} would land outside the "
+                            "upload folder")
+        if info.is_dir() or not parts or any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue  # folders are implied by files; hidden and macOS metadata are noise
+        if stat.S_ISLNK(info.external_attr >> 16):
+            report.links += 1
+            continue
+        if Path(parts[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
+            report.not_images += 1
+            continue
+        declared += info.file_size
+        if declared > limits.max_total_bytes:
+            raise DataError(f"the zip inflates to more than {limits.max_total_bytes / 2**30:.1f} GiB")
+        if info.file_size > 65536 and info.file_size > limits.max_ratio * max(1, info.compress_size):
+            raise DataError(f"refused: {info.filename!r} compresses {info.file_size // max(1, info.compress_size)}:1"
+                            " (a zip bomb?)")
+        candidates.append((info, parts))
+    if len(candidates) > limits.max_files:
+        raise DataError(f"the zip has {len(candidates):,} images; the limit is {limits.max_files:,}")
+    return _layout(candidates, report)
+
+
+def _layout(candidates: list[tuple[zipfile.ZipInfo, list[str]]], report: UploadReport) -> list[Entry]:
+    """class/file or train|val/class/file, below any common wrapper folders."""
+    paths = [parts for _, parts in candidates]
+    while (paths and all(len(p) > 2 for p in paths) and len({p[0] for p in paths}) == 1
+           and paths[0][0].lower() not in _SPLITS):
+        paths = [p[1:] for p in paths]  # "my-dataset/cat/1.jpg" → "cat/1.jpg"
+    tops = {p[0].lower() for p in paths if len(p) > 2}
+    split = bool(tops) and tops <= set(_SPLITS) and {"train", "val"} <= {_SPLITS[t] for t in tops}
+    report.has_split = split
+    entries: list[Entry] = []
+    for (info, _), parts in zip(candidates, paths):
+        where = None
+        if split and len(parts) > 2 and parts[0].lower() in _SPLITS:
+            where, parts = _SPLITS[parts[0].lower()], parts[1:]
+        if len(parts) < 2 or (split and where is None):
+            report.outside_class_folder += 1
+            continue
+        entries.append((info, where, _safe_component(parts[0])))
+    return entries
+
+
+def _extract(archive: zipfile.ZipFile, entries: list[Entry], dest: Path, report: UploadReport,
+             limits: ZipLimits) -> None:
+    total = 0
+    dest_resolved = dest.resolve()
+    for index, (info, split, class_name) in enumerate(entries):
+        try:
+            payload = _read_capped(archive, info, limits.max_file_bytes)
+        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
+            # RuntimeError: encrypted entry; BadZipFile: CRC or size mismatch.
+            _skip_corrupt(report, f"{info.filename}: {exc}")
+            continue
+        total += len(payload)
+        if total > limits.max_total_bytes:
+            raise DataError(f"the zip inflates to more than {limits.max_total_bytes / 2**30:.1f} GiB")
+        try:
+            imaging.decode_image(payload, mode="RGB", name=info.filename)
+        except imaging.ImageRejected as exc:
+            _skip_corrupt(report, str(exc))
+            continue
+        folder = dest / split / class_name if split else dest / class_name
+        target = (folder / f"{index:06d}-{_safe_component(Path(info.filename).name)}").resolve()
+        if dest_resolved not in target.parents:  # belt and braces: checked names cannot escape
+            raise DataError(f"refused: {info.filename!r} would land outside the upload folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(payload)  # invisible until the whole folder is renamed into place
+        report.classes[class_name] = report.classes.get(class_name, 0) + 1
+    report.classes = dict(sorted(report.classes.items()))
+
+
+def _skip_corrupt(report: UploadReport, reason: str) -> None:
+    report.corrupt += 1
+    if len(report.problems) < 20:  # examples, not a full log
+        report.problems.append(reason)
+
+
+def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """Inflate one entry, stopping as soon as it exceeds what it declared or the cap."""
+    limit = min(info.file_size, cap)
+    if info.file_size > cap:
+        raise ValueError(f"larger than {cap // 2**20} MB")
+    with archive.open(info) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError("inflates beyond its declared size")
+    return data
+
+
+def _safe_component(name: str) -> str:
+    """One path component: no separators or control characters, bounded length."""
+    cleaned = re.sub(r"[\x00-\x1f/\\:]+", "_", name).strip() or "_"
+    return cleaned[:100] if cleaned not in (".", "..") else "_"

@@ -1,0 +1,184 @@
+"""Per-run supervisor: wait for the device, run the trainer, record how it ended.
+
+    python -m resnet_explorer.runner --run-dir runs/<id> [--resume]
+
+runs.start_run launches one of these per run, detached from the dashboard
+(its own session, so a Streamlit restart does not take it down). The queue
+needs no daemon:
+
+* A run's place in line is a marker file ``runs/.queue/<device>/<time>-<id>``;
+  FIFO is the markers' name order. The supervisor at the head of the line
+  takes a device slot: an exclusive ``flock`` on ``<device>.slot<k>.lock``.
+* The slot and the run's own liveness lock are inherited by the trainer, so
+  they are held exactly as long as someone works on the run, and the kernel
+  releases them when the processes die, however they die. A crashed run can
+  therefore never block the queue, and nothing has to notice it to unblock
+  the next one: the next supervisor simply gets the lock.
+* A marker whose run holds no liveness lock belongs to a dead waiter and is
+  skipped (and removed) by whoever looks at the line.
+
+Waiting costs one small Python process per queued run (no torch imported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .runstate import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, lock_is_held,
+                       read_status, try_lock, write_status)
+
+__all__ = ["queue_dir", "slot_lock", "outcome_after_exit", "trainer_command", "PACKAGE_ROOT"]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # cwd for `python -m resnet_explorer...`
+POLL_S = 0.25
+CANCEL_GRACE_S = 2.0  # a step boundary normally comes sooner; then the trainer is stopped
+KILL_GRACE_S = 3.0
+
+
+def queue_dir(runs_dir: Path, device: str) -> Path:
+    return runs_dir / ".queue" / device
+
+
+def slot_lock(runs_dir: Path, device: str, slot: int) -> Path:
+    return runs_dir / ".queue" / f"{device}.slot{slot}.lock"
+
+
+def runs_ahead(runs_dir: Path, device: str, marker: str) -> int:
+    """Live queued runs before `marker` (stale markers of dead waiters are removed)."""
+    ahead = 0
+    for entry in sorted(queue_dir(runs_dir, device).glob("*-*")):
+        if entry.name >= marker:
+            break
+        run_id = entry.name.split("-", 1)[1]
+        if lock_is_held(runs_dir / run_id / ".lock"):
+            ahead += 1
+        else:
+            entry.unlink(missing_ok=True)
+    return ahead
+
+
+def wait_for_turn(paths: RunPaths, launch: dict[str, Any]) -> int | None:
+    """Block until this run holds a device slot (its fd), or None if it was cancelled."""
+    runs_dir, device = paths.dir.parent, launch["device"]
+    marker = queue_dir(runs_dir, device) / launch["marker"]
+    reported = -1
+    while True:
+        if paths.cancel.exists():
+            marker.unlink(missing_ok=True)
+            return None
+        ahead = runs_ahead(runs_dir, device, marker.name)
+        if ahead == 0:
+            for slot in range(launch.get("slots", 1)):
+                fd = try_lock(slot_lock(runs_dir, device, slot))
+                if fd is not None:
+                    marker.unlink(missing_ok=True)
+                    return fd
+        if ahead != reported:
+            reported = ahead
+            what = f"{ahead} run(s) ahead" if ahead else "the current run to finish"
+            write_status(paths, durable=False, message=f"queued: waiting for {what} on {device}")
+        time.sleep(POLL_S)
+
+
+def trainer_command(paths: RunPaths, launch: dict[str, Any], resume: bool) -> list[str]:
+    args = ["-m", "resnet_explorer.train", "--arch", str(paths.arch), "--train", str(paths.train),
+            "--run-dir", str(paths.dir), "--quiet", "--lock-held"]
+    for flag, key in (("--weights-dir", "weights_dir"), ("--data-dir", "data_dir")):
+        if launch.get(key):
+            args += [flag, launch[key]]
+    if resume:
+        args.append("--resume")
+    nproc = int(launch.get("nproc", 1))
+    if nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={nproc}", *args]
+    return [sys.executable, *args]
+
+
+def outcome_after_exit(returncode: int, cancel_requested: bool, status: dict[str, Any],
+                       checkpoint_exists: bool) -> tuple[str, str]:
+    """State and message for a trainer that ended without writing a final state itself."""
+    if cancel_requested:
+        return CANCELLED, "cancelled (the trainer was stopped)"
+    epoch = status.get("epoch")
+    where = f" during epoch {int(epoch) + 1}" if isinstance(epoch, (int, float)) else ""
+    next_step = ("resume continues from the last checkpoint" if checkpoint_exists
+                 else "no checkpoint was written yet, so resuming starts it again")
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return INTERRUPTED, f"the trainer process was killed ({name}){where}; {next_step}"
+    return FAILED, (f"the trainer exited with code {returncode}{where} without reporting a result "
+                    f"(see the log); {next_step}")
+
+
+def supervise(proc: subprocess.Popen[bytes], paths: RunPaths) -> tuple[int, bool]:
+    """Wait for the trainer; if a cancel is not honoured promptly, stop it. (returncode, cancelled)."""
+    cancel_seen = term_sent = None
+    while True:
+        try:
+            return proc.wait(timeout=POLL_S), cancel_seen is not None
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if cancel_seen is None and paths.cancel.exists():
+            cancel_seen = now
+        if cancel_seen is not None and term_sent is None and now - cancel_seen > CANCEL_GRACE_S:
+            _signal_group(proc.pid, signal.SIGTERM)
+            term_sent = now
+        if term_sent is not None and now - term_sent > KILL_GRACE_S:
+            _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m resnet_explorer.runner")
+    parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--lock-fd", type=int, default=None, help="inherited liveness lock")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    paths = RunPaths(args.run_dir.resolve())
+    lock_fd = args.lock_fd if args.lock_fd is not None else try_lock(paths.lock)
+    if lock_fd is None:
+        print(f"another process owns {paths.dir}", file=sys.stderr)
+        return 2
+    launch = json.loads(paths.launch.read_text())
+    write_status(paths, supervisor_pid=os.getpid())
+    slot_fd = wait_for_turn(paths, launch)
+    if slot_fd is None:  # cancelled while queued: a queued run leaves no trace
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        return 0
+    with open(paths.log, "ab") as log:
+        proc = subprocess.Popen(trainer_command(paths, launch, args.resume), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                pass_fds=(lock_fd, slot_fd), start_new_session=True,
+                                cwd=PACKAGE_ROOT)
+    # From here until the trainer exits only the trainer writes status.json (it records its
+    # own pid); a write from here could interleave with its read-modify-write.
+    returncode, cancelled = supervise(proc, paths)
+    status = read_status(paths)
+    if status.get("state") not in FINISHED:
+        state, message = outcome_after_exit(returncode, cancelled, status, paths.checkpoint.exists())
+        write_status(paths, state=state, message=message, finished=time.time(), exit_code=returncode)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""The run store and queue as the dashboard sees it: start, list, cancel, resume, read.
+
+Each run is a directory ``runs/<id>/`` (layout in runstate.py). Starting a run
+writes its configs and a "queued" status, then launches a detached supervisor
+(runner.py) that waits for the device, runs the trainer and records the end.
+The dashboard itself only reads run directories, so a page reload, a second
+browser or a restarted server all see the same runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import ArchConfig, ConfigError
+from .fileio import atomic_write_json, atomic_write_text
+from .paths import runs_dir as default_runs_dir
+from .runner import PACKAGE_ROOT, queue_dir
+from .runstate import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths, lock_is_held,
+                       read_jsonl, read_status, try_lock, write_status)
+from .train_config import TrainConfig
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RunInfo", "RunMetrics", "start_run", "list_runs", "get_run", "cancel_run", "resume_run",
+           "read_metrics", "log_tail", "run_configs", "device_key", "gpu_count", "RESUMABLE"]
+
+RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
+SLOTS_ENV = "RESNET_EXPLORER_RUNS_PER_DEVICE"
+_RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9]+-[0-9a-f]{4}")
+_DEAD = ("the trainer stopped without reporting (killed, crashed or the machine restarted); "
+         "resume continues from the last checkpoint")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    state: str
+    message: str
+    created: float
+    dataset: str
+    arch_name: str
+    device: str
+    epoch: float
+    epochs: int
+    step: int
+    total_steps: int
+    best_val_acc: float | None
+    images_per_s: float | None
+    eta_s: float | None
+    best_model: str | None
+    last_model: str | None
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def can_resume(self) -> bool:
+        return self.state in RESUMABLE
+
+    @classmethod
+    def from_status(cls, run_id: str, s: dict[str, Any]) -> RunInfo:
+        return cls(run_id=run_id, state=s.get("state", "unknown"), message=s.get("message", ""),
+                   created=float(s.get("created", 0.0)), dataset=s.get("dataset", ""),
+                   arch_name=s.get("arch_name", ""), device=s.get("device", ""),
+                   epoch=float(s.get("epoch") or 0), epochs=int(s.get("epochs") or 0),
+                   step=int(s.get("step") or 0), total_steps=int(s.get("total_steps") or 0),
+                   best_val_acc=s.get("best_val_acc"), images_per_s=s.get("images_per_s"),
+                   eta_s=s.get("eta_s"), best_model=s.get("best_model"),
+                   last_model=s.get("last_model"))
+
+
+@dataclass
+class RunMetrics:
+    steps: list[dict[str, Any]]  # kind "step": step, epoch, loss, lr, images_per_s, elapsed_s
+    epochs: list[dict[str, Any]]  # kind "epoch": train/val loss and accuracy, elapsed_s, ...
+
+
+# ----- starting ---------------------------------------------------------------------------
+def device_key(device: str) -> str:
+    """The queue a run waits in: the resolved device kind ("cuda", "mps" or "cpu")."""
+    from .devices import resolve_device  # late: torch is only needed to resolve "auto"
+
+    try:
+        return resolve_device(device).type
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def gpu_count() -> int:
+    """CUDA devices a run could spread over with torchrun (0 without CUDA)."""
+    import torch  # late: listing and reading runs does not need torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def start_run(arch: ArchConfig, cfg: TrainConfig, *, runs_dir: Path | None = None,
+              weights_dir: Path | None = None, data_dir: Path | None = None, nproc: int = 1,
+              dedupe_key: str | None = None, dedupe_window_s: float = 10.0) -> str:
+    """Queue a run and launch its supervisor; returns the run id.
+
+    The same `dedupe_key` within `dedupe_window_s` returns the run already
+    started instead of a second one (a double click on Start).
+    """
+    arch.check()
+    cfg.check()
+    if not 1 <= nproc <= 64:
+        raise ConfigError(f"processes must be between 1 and 64 (got {nproc})")
+    device = device_key(cfg.device)
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    with _launch_lock(root):
+        marker_file = root / ".queue" / f"dedupe-{_digest(dedupe_key)}" if dedupe_key else None
+        if marker_file is not None and marker_file.exists() \
+                and time.time() - marker_file.stat().st_mtime < dedupe_window_s:
+            return marker_file.read_text().strip()
+        run_id = _new_run_id(cfg.dataset)
+        paths = RunPaths(root / run_id)
+        paths.dir.mkdir(parents=True)
+        fd = try_lock(paths.lock)
+        assert fd is not None  # a brand-new directory
+        try:
+            atomic_write_text(paths.arch, arch.to_json())
+            atomic_write_text(paths.train, cfg.to_json())
+            now = time.time()
+            launch = {"device": device, "nproc": nproc, "slots": _slots(),
+                      "weights_dir": str(weights_dir) if weights_dir else "",
+                      "data_dir": str(data_dir) if data_dir else "",
+                      "marker": f"{time.time_ns():020d}-{run_id}"}
+            atomic_write_json(paths.launch, launch)
+            write_status(paths, state=QUEUED, message="queued", created=now, queued_at=now,
+                         device=device, dataset=cfg.dataset, arch_name=arch.short_name(),
+                         epochs=cfg.epochs)
+            _enqueue_and_launch(paths, launch, fd, resume=False)
+        finally:
+            os.close(fd)  # the supervisor holds its inherited copy of the lock
+        if marker_file is not None:
+            atomic_write_text(marker_file, run_id)
+        return run_id
+
+
+def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
+    """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
+    paths = _paths(run_id, runs_dir)
+    fd = try_lock(paths.lock)
+    # A run that just ended still holds its lock while its supervisor exits: give it a moment.
+    deadline = time.monotonic() + 2.0
+    while fd is None and read_status(paths).get("state") in FINISHED and time.monotonic() < deadline:
+        time.sleep(0.05)
+        fd = try_lock(paths.lock)
+    if fd is None:
+        raise ConfigError(f"run {run_id} is still active")
+    try:
+        state = _settle(paths, read_status(paths), fd).get("state")
+        if state not in RESUMABLE:
+            raise ConfigError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
+        launch = json.loads(paths.launch.read_text())
+        launch["marker"] = f"{time.time_ns():020d}-{run_id}"
+        atomic_write_json(paths.launch, launch)
+        paths.cancel.unlink(missing_ok=True)
+        resumes = int(read_status(paths).get("resumes", 0)) + 1
+        write_status(paths, state=QUEUED, message="queued to resume", queued_at=time.time(),
+                     resumes=resumes, finished=None)
+        _enqueue_and_launch(paths, launch, fd, resume=True)
+    finally:
+        os.close(fd)
+
+
+def _enqueue_and_launch(paths: RunPaths, launch: dict[str, Any], lock_fd: int, resume: bool) -> None:
+    marker = queue_dir(paths.dir.parent, launch["device"]) / launch["marker"]
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    cmd = [sys.executable, "-m", "resnet_explorer.runner", "--run-dir", str(paths.dir),
+           "--lock-fd", str(lock_fd)] + (["--resume"] if resume else [])
+    try:
+        with open(paths.log, "ab") as log:
+            # Own session: closing the dashboard (or its terminal) does not stop training.
+            subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             pass_fds=(lock_fd,), start_new_session=True, cwd=PACKAGE_ROOT,
+                             env={**os.environ, "PYTHONPATH": _pythonpath()})
+    except OSError as exc:
+        marker.unlink(missing_ok=True)
+        write_status(paths, state=FAILED, message=f"could not start the run: {exc}")
+        raise
+
+
+# ----- reading ----------------------------------------------------------------------------
+def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
+    """Every run, newest first, with dead "running"/"queued" runs shown as interrupted."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in root.iterdir():
+        if not _RUN_ID.fullmatch(folder.name) or not folder.is_dir():
+            continue
+        paths = RunPaths(folder)
+        status = read_status(paths)
+        if not status:
+            continue  # being created, or removed under us
+        out.append(RunInfo.from_status(folder.name, _settle(paths, status)))
+    return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
+
+
+def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo | None:
+    paths = _paths(run_id, runs_dir)
+    status = read_status(paths)
+    return RunInfo.from_status(run_id, _settle(paths, status)) if status else None
+
+
+def cancel_run(run_id: str, runs_dir: Path | None = None, wait_s: float = 2.0) -> str:
+    """Ask a run to stop. A running run ends as cancelled at its next step; a queued one
+    disappears. Returns what happened, for the page to show."""
+    paths = _paths(run_id, runs_dir)
+    status = read_status(paths)
+    state = status.get("state")
+    if state not in ACTIVE:
+        return f"run {run_id} is already {state}"
+    paths.cancel.touch()
+    if not lock_is_held(paths.lock):  # nobody alive to act on the request
+        if state == QUEUED:
+            shutil.rmtree(paths.dir, ignore_errors=True)
+            return f"removed queued run {run_id}"
+        _settle(paths, status)
+        return f"run {run_id} was no longer running"
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:  # usually done in well under a second
+        if not paths.dir.exists():
+            return f"removed queued run {run_id}"
+        if read_status(paths).get("state") not in ACTIVE:
+            return f"cancelled run {run_id}"
+        time.sleep(0.05)
+    return f"cancelling run {run_id}…"
+
+
+def read_metrics(run_id: str, runs_dir: Path | None = None) -> RunMetrics:
+    records = read_jsonl(_paths(run_id, runs_dir).metrics)
+    return RunMetrics(steps=[r for r in records if r.get("kind") == "step"],
+                      epochs=[r for r in records if r.get("kind") == "epoch"])
+
+
+def log_tail(run_id: str, runs_dir: Path | None = None, lines: int = 30,
+             max_bytes: int = 64 * 1024) -> str:
+    path = _paths(run_id, runs_dir).log
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - max_bytes))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    # Progress bars (downloads) rewrite one line with carriage returns: keep the last state.
+    rows = [row.rsplit("\r", 1)[-1] for row in text.splitlines()]
+    return "\n".join(rows[-lines:])
+
+
+def run_configs(run_id: str, runs_dir: Path | None = None) -> tuple[ArchConfig, TrainConfig]:
+    paths = _paths(run_id, runs_dir)
+    return (ArchConfig.from_json(paths.arch.read_bytes()),
+            TrainConfig.from_json(paths.train.read_bytes()))
+
+
+# ----- helpers -----------------------------------------------------------------------------
+def _settle(paths: RunPaths, status: dict[str, Any], held_fd: int | None = None) -> dict[str, Any]:
+    """Record "interrupted" for an active-looking run whose processes are gone."""
+    if status.get("state") not in ACTIVE:
+        return status
+    fd = held_fd if held_fd is not None else try_lock(paths.lock)
+    if fd is None:
+        return status  # alive
+    try:
+        # Re-read under the lock: the run may have finished between the two reads.
+        status = read_status(paths)
+        if status.get("state") in ACTIVE:
+            status = write_status(paths, state=INTERRUPTED, message=_DEAD, finished=time.time())
+        return status
+    finally:
+        if held_fd is None:
+            os.close(fd)
+
+
+def _paths(run_id: str, runs_dir: Path | None) -> RunPaths:
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise ConfigError(f"{str(run_id)[:80]!r} is not a run id")
+    return RunPaths((Path(runs_dir) if runs_dir is not None else default_runs_dir()) / run_id)
+
+
+def _new_run_id(dataset: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub('[^a-z0-9]', '', dataset.lower()) or 'data'}-" \
+           f"{secrets.token_hex(2)}"
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _slots() -> int:
+    try:
+        return max(1, int(os.environ.get(SLOTS_ENV, "1")))
+    except ValueError:
+        return 1
+
+
+def _pythonpath() -> str:
+    # The supervisor and trainer import this package from its checkout, whatever the cwd.
+    current = os.environ.get("PYTHONPATH", "")
+    return str(PACKAGE_ROOT) + (os.pathsep + current if current else "")
+
+
+@contextmanager
+def _launch_lock(root: Path) -> Iterator[None]:
+    """Serialises starts (id creation, de-duplication) between sessions and processes."""
+    (root / ".queue").mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".queue" / "launch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+

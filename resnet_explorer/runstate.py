@@ -1,0 +1,125 @@
+"""Files of one run directory, its status, and the locks that tell who is alive.
+
+Shared by the dashboard (runs.py), the per-run supervisor (runner.py) and the
+trainer (train.py). Deliberately free of torch so that a queued run waiting
+for its turn is a small process.
+
+Liveness never relies on a PID (PIDs are reused, and a container restart
+makes every stored PID meaningless). Instead the process that owns a run
+holds an exclusive `flock` on ``<run>/.lock`` for as long as it lives; the
+kernel drops the lock when the process dies, however it dies (kill -9 too).
+So "status says running but nobody holds the lock" means interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .fileio import atomic_write_json
+
+try:  # POSIX only; on other systems runs work but liveness cannot be detected
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
+    "ACTIVE", "FINISHED", "RunPaths", "read_status", "write_status", "try_lock", "lock_is_held",
+    "read_jsonl",
+]
+
+QUEUED, RUNNING = "queued", "running"
+COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED = (
+    "completed", "failed", "cancelled", "diverged", "interrupted")
+ACTIVE = (QUEUED, RUNNING)
+FINISHED = (COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    dir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.dir.name
+
+    arch = property(lambda self: self.dir / "arch.json")
+    train = property(lambda self: self.dir / "train.json")
+    launch = property(lambda self: self.dir / "launch.json")  # where weights/data live, nproc
+    status = property(lambda self: self.dir / "status.json")
+    metrics = property(lambda self: self.dir / "metrics.jsonl")
+    log = property(lambda self: self.dir / "log.txt")
+    checkpoint = property(lambda self: self.dir / "checkpoint.safetensors")
+    cancel = property(lambda self: self.dir / "cancel")  # exists = cancellation requested
+    lock = property(lambda self: self.dir / ".lock")
+
+
+def read_status(paths: RunPaths) -> dict[str, Any]:
+    """status.json as a dict; {} when missing or unreadable (never raises for a torn read)."""
+    try:
+        data = json.loads(paths.status.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_status(paths: RunPaths, durable: bool = True, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into status.json (atomically) and return the new status.
+
+    Only one process writes a run's status at a time by construction: the
+    launcher before the supervisor starts, the supervisor while queued and
+    after the trainer ends, the trainer (rank 0) in between.
+    """
+    status = read_status(paths)
+    status.update(changes)
+    status["updated"] = time.time()
+    atomic_write_json(paths.status, status, fsync=durable)
+    return status
+
+
+def try_lock(path: Path) -> int | None:
+    """Open and exclusively lock `path` without waiting: the fd, or None if someone holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is None:  # pragma: no cover
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def lock_is_held(path: Path) -> bool:
+    """True while some live process holds the lock on `path`."""
+    if fcntl is None or not path.exists():  # pragma: no cover
+        return False
+    fd = try_lock(path)
+    if fd is None:
+        return True
+    os.close(fd)  # closing releases our probe lock
+    return False
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines file; a torn last line (writer killed mid-append) is skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out

@@ -1,0 +1,213 @@
+"""The model store: weights/<name>.safetensors plus a weights/<name>.json sidecar.
+
+The sidecar says how to rebuild and feed the network (schema in sidecar.py);
+the safetensors file holds only tensors, so loading a model never runs code
+from the file. Both files are written atomically; the sidecar carries the
+weights' SHA-256, so a pair that does not belong together (a copy gone wrong,
+an edit by hand) is refused on load rather than silently mixed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from .config import ArchConfig, ConfigError, parse_json_object
+from .fileio import atomic_write_bytes, atomic_write_json
+from .model import build_model
+from .paths import weights_dir as default_weights_dir
+from .sidecar import FORMAT, ModelCard, check_model_name
+from .weights_check import WeightsMismatch, check_state_dict
+
+__all__ = ["save_model", "load_model", "model_files", "read_sidecar", "MAX_SIDECAR_BYTES"]
+
+MAX_SIDECAR_BYTES = 4 * 2**20  # 1000 ImageNet class names are ~30 kB; anything near this is wrong
+
+
+def model_files(name: str, weights_dir: Path | None = None) -> tuple[Path, Path]:
+    """(weights, sidecar) paths for a checked model name: a name is never a path."""
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    name = check_model_name(name)
+    return folder / f"{name}.safetensors", folder / f"{name}.json"
+
+
+def save_model(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], sidecar: dict[str, Any],
+               name: str, weights_dir: Path | None = None) -> Path:
+    """Write both files atomically (weights first) and return the weights' path.
+
+    `name`, `format`, `sha256` and (if absent) `created` are filled in here, so
+    callers cannot get them wrong; the rest of the sidecar is validated
+    against the weights before anything is written.
+    """
+    weights_path, sidecar_path = model_files(name, weights_dir)
+    state = (model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module)
+             else dict(model_or_state_dict))
+    # The sidecar and the tensors are checked against each other before anything is written.
+    card = ModelCard.from_sidecar({**sidecar, "format": FORMAT, "name": name})
+    tensors = _checked(_plain_tensors(state), card.arch, name)
+    payload = save_safetensors(tensors, metadata={"format": FORMAT})
+    full = {**sidecar, "format": FORMAT, "name": name,
+            "created": sidecar.get("created") or utc_now(),
+            "sha256": hashlib.sha256(payload).hexdigest()}
+    atomic_write_bytes(weights_path, payload)
+    atomic_write_json(sidecar_path, full)
+    return weights_path
+
+
+def read_sidecar(name: str, weights_dir: Path | None = None) -> dict[str, Any]:
+    """The validated sidecar dict of a stored model (no tensors read)."""
+    _, sidecar_path = model_files(name, weights_dir)
+    try:
+        raw = sidecar_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"model {name!r}: the sidecar {sidecar_path.name} is missing") from None
+    data = parse_json_object(raw, max_bytes=MAX_SIDECAR_BYTES)
+    ModelCard.from_sidecar(data)
+    if data["name"] != name:
+        raise ConfigError(f"model {name!r}: its sidecar names it {data['name']!r}")
+    return data
+
+
+def load_model(name: str, weights_dir: Path | None = None,
+               device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a stored model in eval mode; every check happens before the weights are used."""
+    weights_path, _ = model_files(name, weights_dir)
+    sidecar = read_sidecar(name, weights_dir)
+    try:
+        payload = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"model {name!r}: the weights file {weights_path.name} is missing") from None
+    if sidecar.get("sha256") and hashlib.sha256(payload).hexdigest() != sidecar["sha256"]:
+        raise ConfigError(f"model {name!r}: the weights file does not match its sidecar "
+                          "(changed or replaced after saving)")
+    try:
+        tensors = load_safetensors(payload)
+    except (SafetensorError, ValueError) as exc:
+        raise ConfigError(f"model {name!r}: the weights file is damaged ({exc})") from None
+    card = ModelCard.from_sidecar(sidecar)
+    tensors = _checked(tensors, card.arch, name)
+    model = build_model(card.arch)
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval(), sidecar
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _plain_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors, each owning its memory (safetensors refuses shared storage)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ConfigError(f"{key} is not a tensor")
+        t = value.detach().to("cpu").contiguous()
+        ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if ident in seen or t.untyped_storage().nbytes() != t.numel() * t.element_size():
+            t = t.clone()  # tied weights or a view into a larger buffer
+        seen.add((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
+        out[key] = t
+    return out
+
+
+def _checked(tensors: Mapping[str, torch.Tensor], arch: ArchConfig,
+             name: str) -> dict[str, torch.Tensor]:
+    try:
+        return check_state_dict(tensors, arch)
+    except WeightsMismatch as exc:
+        raise ConfigError([f"model {name!r}: {p}" for p in exc.problems]) from None
+
+
+# ----- listing, renaming, deleting (added for the Inference page) ------------------------------
+# The .safetensors file anchors a model; one whose sidecar is missing or broken is still
+# listed, with the reason, so a person can see it and delete it.
+__all__ += ["ModelInfo", "list_models", "read_model_card", "rename_model", "delete_model"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: Path  # the .safetensors file
+    card: ModelCard | None  # None when the sidecar is missing or unreadable
+    problem: str = ""  # why card is None
+    size_bytes: int = 0
+    modified_ns: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the file is replaced: part of the Predictor cache key."""
+        sha = self.card.sha256 if self.card else ""
+        return f"{sha}:{self.size_bytes}:{self.modified_ns}"
+
+    @property
+    def summary(self) -> str:
+        return self.card.summary() if self.card else f"unreadable: {self.problem}"
+
+
+def read_model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
+    """The checked sidecar of a stored model, typed; ConfigError if missing or invalid."""
+    return ModelCard.from_sidecar(read_sidecar(name, weights_dir))
+
+
+def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:
+    """Every model in the folder, newest first."""
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    found: list[ModelInfo] = []
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        name = path.name[: -len(".safetensors")]
+        try:
+            check_model_name(name)  # also skips hidden temporary files (".x.tmp")
+            stat = path.stat()
+        except (ConfigError, OSError):
+            continue
+        card, problem = None, ""
+        try:
+            card = read_model_card(name, folder)
+        except (ConfigError, OSError) as exc:
+            problem = str(exc)
+        found.append(ModelInfo(name, path, card, problem, stat.st_size, stat.st_mtime_ns))
+    return sorted(found, key=lambda m: (-m.modified_ns, m.name))
+
+
+def rename_model(old: str, new: str, weights_dir: Path | None = None) -> None:
+    """Rename both files and the name inside the sidecar; never overwrites another model."""
+    old_weights, old_sidecar = model_files(old, weights_dir)
+    new_weights, new_sidecar = model_files(new, weights_dir)
+    if old == new:
+        return
+    if not old_weights.is_file():
+        raise FileNotFoundError(f"there is no model named {old!r}")
+    sidecar = read_sidecar(old, weights_dir)
+    taken = ConfigError(f"a model named {new!r} already exists; choose another name")
+    # A hard link claims the new name atomically (it fails if the name exists), so two
+    # sessions renaming onto the same name cannot overwrite each other's model.
+    try:
+        new_weights.hardlink_to(old_weights)
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # a file system without hard links: check, then rename
+        if new_weights.exists() or new_sidecar.exists():
+            raise taken from None
+        old_weights.replace(new_weights)
+    atomic_write_json(new_sidecar, {**sidecar, "name": new})
+    for path in (old_weights, old_sidecar):
+        path.unlink(missing_ok=True)
+
+
+def delete_model(name: str, weights_dir: Path | None = None) -> None:
+    """Remove a model: weights first, so it leaves the listing at once, then its sidecar."""
+    weights, sidecar = model_files(name, weights_dir)
+    if not weights.exists() and not sidecar.exists():
+        raise FileNotFoundError(f"there is no model named {name!r}")
+    weights.unlink(missing_ok=True)
+    sidecar.unlink(missing_ok=True)

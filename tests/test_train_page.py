@@ -1,0 +1,77 @@
+"""AppTest of the Train page: dataset preview, a run started from the page, live view, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from resnet_explorer import runs, store
+from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
+
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "train.py")
+
+
+def page(arch=TINY_ARCH) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["arch"] = arch  # what the Architecture page would have chosen
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "success", "info", "warning", "error")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_page_previews_the_built_in_digits_with_the_quick_recipe(home):
+    at = page()
+    assert not at.exception
+    assert "**10 classes** · 1,438 training and 359 validation images" in texts(at)
+    assert at.number_input(key="hp_epochs").value == 8 and at.number_input(key="hp_lr").value == 0.05
+    assert "No runs yet" in texts(at)
+    at.selectbox(key="train_source").set_value("cifar10").run()
+    assert "not been downloaded" in texts(at) and not at.exception
+
+
+def test_start_from_the_page_then_watch_cancel_and_reload(home):
+    at = page()
+    at.number_input(key="hp_epochs").set_value(TINY_TRAIN.epochs)
+    at.number_input(key="hp_size").set_value(TINY_TRAIN.image_size)
+    at.selectbox(key="hp_device").set_value("cpu")
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception and not at.error, texts(at)
+    [run] = runs.list_runs(home / "runs")
+    assert f"Started run {run.run_id}" in texts(at)
+    # A second click within seconds (same session, same settings) reuses the run.
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert len(runs.list_runs(home / "runs")) == 1
+
+    wait_for(lambda: runs.get_run(run.run_id, home / "runs").state == "completed", 60, "the run")
+    at.run()
+    assert "completed" in texts(at) and f"{run.run_id}-best" in texts(at)
+    assert len(at.get("plotly_chart")) == 4  # loss, accuracy, learning rate, images/s
+    store.load_model(f"{run.run_id}-best", home / "weights")
+    at.button(key="train_try").click().run()
+    assert at.session_state["inf_model"] == f"{run.run_id}-best"
+
+    # A long run started elsewhere shows up here, live, and is cancelled from the page.
+    other = runs.start_run(TINY_ARCH, replace(TINY_TRAIN, epochs=1000), runs_dir=home / "runs")
+    wait_for(lambda: runs.get_run(other, home / "runs").state == "running", 30, "the long run")
+    fresh = page()  # a second browser, or a reload
+    assert fresh.selectbox(key="train_run").value == other
+    assert [r.run_id for r in runs.list_runs(home / "runs")] == [other, run.run_id]
+    fresh.button(key="train_cancel").click().run()
+    assert not fresh.exception
+    wait_for(lambda: runs.get_run(other, home / "runs").state == "cancelled", 5, "the cancel")
+    fresh.run()
+    assert "cancelled" in texts(fresh) and fresh.button(key="train_resume")
+
+
+def test_invalid_settings_are_reported_not_started(home):
+    at = page()
+    at.selectbox(key="train_source").set_value("folder").run()  # but no folder given
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert "Cannot start" in texts(at) and "needs data_path" in texts(at)
+    assert runs.list_runs(home / "runs") == []
