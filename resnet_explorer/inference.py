@@ -1,0 +1,259 @@
+"""Predictor: uploaded bytes → top-k classes and a Grad-CAM overlay, for one model.
+
+A Predictor is built once per model file (the page caches it with st.cache_resource)
+and shared by every session, so it is immutable after construction: the network is in
+eval mode with gradients switched off for its parameters, and nothing later changes
+either. Plain prediction runs under `torch.inference_mode`; Grad-CAM differentiates
+only the head (see gradcam.py), so concurrent calls never share autograd state.
+
+Preprocessing is torchvision's evaluation transform, driven by the sidecar: resize the
+shorter side to `resize` (bilinear, antialiased), center-crop `size`×`size`, scale to
+0..1, normalise. For the ImageNet weights those numbers come from the weights' own
+`transforms()`, so results equal torchvision's pipeline.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.transforms import InterpolationMode
+
+from . import gradcam, store
+from .imaging import ImageRejected, decode_image
+from .model import ResNet
+from .pretrained import (
+    RESNET34_IMAGENET, PretrainedSpec, ProgressFn, imagenet_model, imagenet_sidecar)
+from .sidecar import ModelCard
+
+__all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",
+           "DEFAULT_BATCH"]
+
+MAX_FILES = 64  # per request: a bound on the work one person can ask of a shared server
+DEFAULT_BATCH = 32
+CHANNELS_LAST_MIN_BATCH = 8
+
+
+@dataclass(frozen=True)
+class TopK:
+    indices: tuple[int, ...]
+    labels: tuple[str, ...]
+    probs: tuple[float, ...]
+
+    @property
+    def best(self) -> str:
+        return self.labels[0]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One upload's outcome: a prediction (and optional overlay) or the reason it was refused."""
+
+    name: str
+    image: Image.Image | None = None  # what the network saw (resized + cropped), RGB
+    topk: TopK | None = None
+    cam: Image.Image | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def fold_batch_norms(model: ResNet) -> ResNet:
+    """An eval-only copy with every BatchNorm that directly follows a convolution folded
+    into that convolution's weights and bias (the norm becomes Identity).
+
+    Same function, ~5% less CPU time for ResNet34 (one memory pass per norm saved). The
+    conv → norm pairs are found on an FX trace, not by module names, so every block type
+    works: pre-activation norms (fed by a sum, not a conv) and non-batch norms stay as
+    they are. The caller's model is not modified.
+    """
+    fused = copy.deepcopy(model).eval()
+    try:
+        traced = fx.symbolic_trace(fused)
+    except Exception:  # an optimisation only: a module FX cannot trace keeps its norms
+        return fused
+    modules = dict(fused.named_modules())
+    for node in traced.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
+            continue
+        source = node.args[0]
+        if (isinstance(source, fx.Node) and source.op == "call_module"
+                and isinstance(modules[source.target], nn.Conv2d) and len(source.users) == 1):
+            conv = fuse_conv_bn_eval(modules[source.target], modules[node.target])
+            fused.set_submodule(source.target, conv)
+            fused.set_submodule(node.target, nn.Identity())
+    return fused
+
+
+class Predictor:
+    def __init__(self, model: ResNet, card: ModelCard, device: torch.device | str = "cpu"):
+        if model.cfg != card.arch:
+            raise ValueError("the network's architecture differs from its sidecar's")
+        self.card = card
+        self.device = torch.device(device)
+        model = fold_batch_norms(model).to(self.device)
+        for p in model.parameters():
+            p.requires_grad_(False)  # a shared model never accumulates gradients
+        self._model = model
+        pre = card.preprocess
+        std = torch.tensor(pre.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        mean = torch.tensor(pre.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        # (x / 255 - mean) / std folded into one multiply-add.
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = -mean / std
+
+    # ----- construction ----------------------------------------------------------------
+    @classmethod
+    def from_store(cls, name: str, weights_dir: Path | None = None,
+                   device: torch.device | str = "cpu") -> Predictor:
+        model, sidecar = store.load_model(name, weights_dir)
+        return cls(model, ModelCard.from_sidecar(sidecar), device)
+
+    @classmethod
+    def imagenet(cls, spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
+                 download: bool = True, progress: ProgressFn | None = None,
+                 device: torch.device | str = "cpu") -> Predictor:
+        model = imagenet_model(spec, weights_dir, download, progress)
+        return cls(model, ModelCard.from_sidecar(imagenet_sidecar(spec)), device)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.card.class_names
+
+    @property
+    def image_mode(self) -> str:
+        return "L" if self.card.preprocess.channels == 1 else "RGB"
+
+    # ----- preprocessing ---------------------------------------------------------------
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """Shorter side to `resize`, center crop: the exact view the network gets."""
+        pre = self.card.preprocess
+        if image.mode != self.image_mode:
+            image = image.convert(self.image_mode)
+        image = TF.resize(image, [pre.resize], interpolation=InterpolationMode.BILINEAR,
+                          antialias=True)
+        return TF.center_crop(image, [pre.size, pre.size])
+
+    def to_input(self, crops: Sequence[Image.Image]) -> torch.Tensor:
+        """Prepared crops → normalised (N, C, H, W) float tensor on the device."""
+        arrays = [np.asarray(c, dtype=np.uint8) for c in crops]
+        batch = torch.from_numpy(np.stack([a[..., None] if a.ndim == 2 else a for a in arrays]))
+        # NHWC → NCHW as a view is channels_last in memory. Measured on CPU (oneDNN, ResNet34,
+        # 224 px): channels_last is ~15% faster from 8 images on, ~25% slower for one image;
+        # so small batches are made contiguous (cheap while still uint8).
+        x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        if x.shape[0] < CHANNELS_LAST_MIN_BATCH:
+            x = x.contiguous()
+        return torch.addcmul(self._shift, x.float(), self._scale)
+
+    # ----- prediction ------------------------------------------------------------------
+    def predict(self, images: Sequence[Image.Image], k: int = 5,
+                batch_size: int = DEFAULT_BATCH) -> list[TopK]:
+        """Top-k for decoded images (any size; they are prepared here)."""
+        crops = [self.prepare(img) for img in images]
+        return [top for top, _ in self._run(crops, k, False, batch_size)]
+
+    def explain(self, images: Sequence[Image.Image], k: int = 5,
+                batch_size: int = DEFAULT_BATCH) -> list[tuple[TopK, Image.Image]]:
+        """Top-k plus a Grad-CAM overlay (top class) on the prepared view of each image."""
+        crops = [self.prepare(img) for img in images]
+        return self._run(crops, k, True, batch_size)  # type: ignore[return-value]
+
+    def _run(self, crops: Sequence[Image.Image], k: int, cam: bool,
+             batch_size: int) -> list[tuple[TopK, Image.Image | None]]:
+        out: list[tuple[TopK, Image.Image | None]] = []
+        for start in range(0, len(crops), batch_size):
+            chunk = crops[start:start + batch_size]
+            if not cam:
+                with torch.inference_mode():
+                    logits = self._model(self.to_input(chunk))
+                out.extend((top, None) for top in self._topk(logits, k))
+                continue
+            x = self.to_input(chunk)
+            with torch.no_grad():  # not inference_mode: the head is differentiated next
+                features = self._model.forward_features(x)
+            # One forward pass gives both: the logits come from the differentiated head.
+            cams, logits = gradcam.cam_from_features(self._model, features)
+            maps = gradcam.upsample_cams(cams, (x.shape[-2], x.shape[-1]))
+            for top, crop, heat in zip(self._topk(logits, k), chunk, maps):
+                out.append((top, gradcam.overlay(crop, heat)))
+        return out
+
+    def _topk(self, logits: torch.Tensor, k: int) -> list[TopK]:
+        k = max(1, min(int(k), len(self.class_names)))
+        probs = torch.softmax(logits.float(), dim=1)
+        values, indices = probs.topk(k, dim=1)
+        result = []
+        for vals, idx in zip(values.cpu().tolist(), indices.cpu().tolist()):
+            result.append(TopK(tuple(idx), tuple(self.class_names[i] for i in idx), tuple(vals)))
+        return result
+
+    def classify(self, uploads: Iterable[Any], k: int = 5, cam: bool = False,
+                 max_files: int = MAX_FILES, batch_size: int = DEFAULT_BATCH) -> list[FileResult]:
+        """The full upload path: bytes → safe decode → prepare → batched top-k (+ Grad-CAM).
+
+        `uploads` are (name, bytes) pairs or objects with .name and .getvalue() (Streamlit's
+        UploadedFile, camera input). Each bad file becomes a result with `error` set and
+        the others are still classified. Files are decoded one at a time and only the small
+        prepared crop is kept, so many large photos never sit in memory together.
+        """
+        slots: list[FileResult] = []
+        crops: list[tuple[int, Image.Image]] = []
+        for i, item in enumerate(uploads):
+            name, data = item if isinstance(item, tuple) else (item.name, item.getvalue())
+            if i >= max_files:
+                slots.append(FileResult(str(name), error=f"{name}: not classified; at most "
+                                        f"{max_files} files are classified at once"))
+                continue
+            try:
+                decoded = decode_image(data, mode=self.image_mode, name=str(name))
+            except ImageRejected as exc:
+                slots.append(FileResult(str(name), error=str(exc)))
+                continue
+            crops.append((len(slots), self.prepare(decoded)))
+            del decoded  # the full-size image is not needed any more
+            slots.append(FileResult(str(name)))
+        if crops:
+            outcomes = self._run([c for _, c in crops], k, cam, batch_size)
+            for (slot, crop), (top, overlay) in zip(crops, outcomes):
+                slots[slot] = FileResult(slots[slot].name, crop.convert("RGB"), top, overlay)
+        return slots
+
+
+def _cell(value: Any) -> Any:
+    # Spreadsheets run cells starting with = + - @ as formulas; file names are user-chosen.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def results_csv(results: Sequence[FileResult]) -> str:
+    """One row per (file, rank); a refused file gets one row with its error."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "rank", "class_index", "class", "probability", "error"])
+    for r in results:
+        if r.topk is None:
+            writer.writerow([_cell(r.name), "", "", "", "", _cell(r.error or "")])
+            continue
+        for rank, (idx, label, p) in enumerate(zip(r.topk.indices, r.topk.labels, r.topk.probs), 1):
+            writer.writerow([_cell(r.name), rank, idx, _cell(label), f"{p:.6f}", ""])
+    return buffer.getvalue()

@@ -1,0 +1,29 @@
+"""Plotly figures for the Inference page."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from .inference import TopK
+
+__all__ = ["topk_figure"]
+
+
+def topk_figure(top: TopK, height: int = 220) -> go.Figure:
+    """Horizontal bars, most likely class on top, probabilities as percentages."""
+    labels = [_short(label) for label in top.labels][::-1]
+    probs = list(top.probs)[::-1]
+    fig = go.Figure(go.Bar(
+        x=probs, y=labels, orientation="h", text=[f"{p:.1%}" for p in probs],
+        textposition="auto", marker_color="#4c78a8",
+        hovertext=list(top.labels)[::-1], hovertemplate="%{hovertext}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_layout(height=height, margin=dict(l=0, r=10, t=10, b=0),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title=None),
+                      yaxis=dict(title=None, automargin=True), showlegend=False)
+    return fig
+
+
+def _short(label: str, limit: int = 28) -> str:
+    # ImageNet names can be long ("German short-haired pointer"); the hover shows them whole.
+    return label if len(label) <= limit else label[:limit - 1] + "…"

@@ -1,0 +1,260 @@
+"""torchvision's ImageNet ResNet34 weights: found on disk, or downloaded with a hash check.
+
+Where the checkpoint is looked for, in order:
+1. ``weights/<torchvision file name>`` (e.g. ``weights/resnet34-b627a593.pth``), so an
+   offline machine only needs that one file copied in;
+2. torch hub's cache (``$TORCH_HOME/hub/checkpoints``), where torchvision itself keeps it;
+3. a download from torchvision's URL into that cache, streamed with a progress callback
+   and checked against the SHA-256 prefix torchvision puts in the file name.
+
+Files are read with ``torch.load(weights_only=True)`` only: a checkpoint is data, and
+the restricted unpickler refuses anything that would run code. Like torch hub, the hash
+is checked when a file is downloaded; a file a person placed on disk is trusted to be
+the one they meant, but it must still load strictly into ResNet34.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.models import ResNet34_Weights
+
+from .config import BASELINE, ArchConfig
+from .model import ResNet, TransferReport, build_model, transfer_weights
+from .paths import weights_dir as default_weights_dir
+from .transforms import Preprocess
+
+__all__ = [
+    "PretrainedSpec", "RESNET34_IMAGENET", "PretrainedUnavailable", "ProgressFn",
+    "candidate_paths", "find_checkpoint", "checkpoint_fingerprint", "where_to_put",
+    "download_checkpoint", "read_checkpoint",
+    "imagenet_state_dict", "imagenet_model", "imagenet_sidecar", "transfer_imagenet",
+    "offline_message",
+]
+
+ProgressFn = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
+MAX_DOWNLOAD_BYTES = 1 << 30  # ResNet34 is 87 MB; a server sending more is not serving it
+DOWNLOAD_TIMEOUT_S = 30.0
+_CHUNK = 1 << 20
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub.HASH_REGEX: resnet34-<sha256 prefix>.pth
+
+
+class PretrainedUnavailable(RuntimeError):
+    """The weights cannot be had right now; str() says exactly what to do about it."""
+
+
+@dataclass(frozen=True)
+class PretrainedSpec:
+    """Everything used from a torchvision weights enum, so tests can point at their own file."""
+
+    label: str
+    url: str
+    file_name: str
+    hash_prefix: str
+    categories: tuple[str, ...]
+    preprocess: Preprocess
+
+    @classmethod
+    def from_weights(cls, weights: Any, label: str) -> PretrainedSpec:
+        t = weights.transforms()  # ImageClassification: resize_size, crop_size, mean, std
+        name = weights.url.rsplit("/", 1)[-1]
+        match = _HASH_IN_NAME.search(name)
+        pre = Preprocess(channels=3, size=int(t.crop_size[0]), resize=int(t.resize_size[0]),
+                         mean=tuple(t.mean), std=tuple(t.std))
+        return cls(label=label, url=weights.url, file_name=name,
+                   hash_prefix=match.group(1) if match else "",
+                   categories=tuple(weights.meta["categories"]), preprocess=pre)
+
+
+RESNET34_IMAGENET = PretrainedSpec.from_weights(
+    ResNet34_Weights.IMAGENET1K_V1, "ImageNet ResNet34 (torchvision IMAGENET1K_V1)")
+
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"  # honours $TORCH_HOME, as torchvision does
+
+
+def candidate_paths(spec: PretrainedSpec = RESNET34_IMAGENET,
+                    weights_dir: Path | None = None) -> list[Path]:
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    return [folder / spec.file_name, hub_checkpoint_dir() / spec.file_name]
+
+
+def find_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET,
+                    weights_dir: Path | None = None) -> Path | None:
+    return next((p for p in candidate_paths(spec, weights_dir) if p.is_file()), None)
+
+
+def checkpoint_fingerprint(spec: PretrainedSpec = RESNET34_IMAGENET,
+                           weights_dir: Path | None = None) -> str | None:
+    """Path, size and modification time of the file in use (a cache key), None when absent."""
+    path = find_checkpoint(spec, weights_dir)
+    if path is None:
+        return None
+    st = path.stat()
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def where_to_put(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None) -> str:
+    target, hub = candidate_paths(spec, weights_dir)
+    return (f"download {spec.url} on a machine with internet access and put the file, named "
+            f"{spec.file_name}, at {target} (or at {hub})")
+
+
+def offline_message(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
+                    reason: str = "") -> str:
+    why = f" ({reason})" if reason else ""
+    return (f"The ImageNet weights could not be downloaded{why}. To use them offline, "
+            f"{where_to_put(spec, weights_dir)}; then reload this page.")
+
+
+def download_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET, dest_dir: Path | None = None,
+                        progress: ProgressFn | None = None, weights_dir: Path | None = None,
+                        timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
+    """Stream the checkpoint into torch hub's cache; the file appears only if its hash matches."""
+    dest_dir = Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / spec.file_name
+    request = urllib.request.Request(spec.url, headers={"User-Agent": "resnet-explorer"})
+    # Streamed to a temporary file in the target folder and renamed at the end (not
+    # fileio.atomic_write_bytes: 87 MB need not sit in memory), so an interrupted
+    # download never leaves a file that looks complete.
+    fd, tmp = tempfile.mkstemp(prefix=f".{spec.file_name}.", suffix=".tmp", dir=dest_dir)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            while chunk := resp.read(_CHUNK):
+                done += len(chunk)
+                if done > MAX_DOWNLOAD_BYTES:
+                    raise PretrainedUnavailable(f"the download of {spec.url} exceeded "
+                                                f"{MAX_DOWNLOAD_BYTES:,} bytes; stopped")
+                digest.update(chunk)
+                out.write(chunk)
+                if progress is not None:
+                    progress(done, total)
+        got = digest.hexdigest()
+        if spec.hash_prefix and not got.startswith(spec.hash_prefix):
+            raise PretrainedUnavailable(
+                f"the downloaded {spec.file_name} is damaged or not the expected file: its "
+                f"SHA-256 starts {got[:len(spec.hash_prefix)]}, expected {spec.hash_prefix}; "
+                "nothing was saved")
+        os.replace(tmp, target)
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # offline, DNS, refused, timeout
+        _unlink(tmp)
+        reason = getattr(exc, "reason", None) or exc
+        raise PretrainedUnavailable(offline_message(spec, weights_dir, str(reason))) from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return target
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def read_checkpoint(source: Path | bytes) -> dict[str, torch.Tensor]:
+    """A state dict from a torch checkpoint, via the restricted unpickler only.
+
+    Accepts a bare state dict or one nested under "state_dict"/"model" (common training
+    checkpoints). Raises ValueError with a readable reason for anything else.
+    """
+    stream: Any = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        obj = torch.load(stream, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any parser failure on these bytes means "not a weights file"
+        text = _ANSI.sub("", str(exc)).strip()
+        # weights_only refuses any global outside torch's allowlist: that is where a
+        # code-running pickle ends up, before anything it names is called.
+        refused = isinstance(exc, pickle.UnpicklingError)
+        found = _UNSUPPORTED_GLOBAL.search(text) if refused else None
+        if found:
+            raise ValueError(f"the file contains objects other than tensors ({found.group(1)}); "
+                             "refused, because loading it could run code") from None
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise ValueError(f"not a loadable PyTorch weights file ({first[:200]})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping) or not obj:
+        raise ValueError("the file holds no state dict (a mapping of names to tensors)")
+    bad = [str(k) for k, v in obj.items()
+           if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError("the state dict has entries that are not named tensors: "
+                         + ", ".join(bad[:5]))
+    return dict(obj)
+
+
+def imagenet_state_dict(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
+                        download: bool = True,
+                        progress: ProgressFn | None = None) -> tuple[dict[str, torch.Tensor], Path]:
+    """(state dict, the file it came from); raises PretrainedUnavailable with instructions."""
+    path = find_checkpoint(spec, weights_dir)
+    if path is None:
+        if not download:
+            raise PretrainedUnavailable(
+                offline_message(spec, weights_dir, "download not attempted"))
+        path = download_checkpoint(spec, progress=progress, weights_dir=weights_dir)
+    try:
+        return read_checkpoint(path), path
+    except ValueError as exc:
+        raise PretrainedUnavailable(f"{path}: {exc}. Replace it with {spec.url}") from None
+
+
+def imagenet_model(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
+                   download: bool = True, progress: ProgressFn | None = None) -> ResNet:
+    """torchvision's ResNet34 with ImageNet weights, loaded strictly into our ResNet."""
+    state, path = imagenet_state_dict(spec, weights_dir, download, progress)
+    model = build_model(BASELINE)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise PretrainedUnavailable(
+            f"{path} does not hold ResNet34 weights ({str(exc).splitlines()[0]}); "
+            f"replace it with {spec.url}") from None
+    return model.eval()
+
+
+def imagenet_sidecar(spec: PretrainedSpec = RESNET34_IMAGENET, cfg: ArchConfig = BASELINE,
+                     name: str = "imagenet-resnet34") -> dict[str, Any]:
+    """Sidecar fields for a network carrying these weights (class names need 1000 classes)."""
+    pre = spec.preprocess
+    if cfg.in_channels != pre.channels:  # one grey channel: the average of the RGB statistics
+        pre = Preprocess(cfg.in_channels, pre.size, pre.resize,
+                         (sum(pre.mean) / 3,), (sum(pre.std) / 3,))
+    classes = (list(spec.categories) if cfg.num_classes == len(spec.categories)
+               else [f"class {i}" for i in range(cfg.num_classes)])
+    return {"format": "resnet-explorer/1", "name": name, "arch": cfg.to_dict(), "train": None,
+            "class_names": classes, **pre.to_sidecar(), "metrics": {}, "run_id": None,
+            "source": "imagenet"}
+
+
+def transfer_imagenet(cfg: ArchConfig, spec: PretrainedSpec = RESNET34_IMAGENET,
+                      weights_dir: Path | None = None, download: bool = True,
+                      progress: ProgressFn | None = None) -> tuple[ResNet, TransferReport]:
+    """The current architecture with every ImageNet tensor whose name and shape fit."""
+    state, _ = imagenet_state_dict(spec, weights_dir, download, progress)
+    model = build_model(cfg)
+    report = transfer_weights(state, model)
+    return model.eval(), report

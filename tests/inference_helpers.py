@@ -1,0 +1,29 @@
+"""Shared pieces of the inference, store and page tests."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from resnet_explorer.config import ArchConfig
+from resnet_explorer.pretrained import imagenet_sidecar
+
+TINY = ArchConfig(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16),
+                  depthwise=(False, False), num_classes=3)
+
+
+def sidecar_for(cfg: ArchConfig = TINY, name: str = "tiny", **changes) -> dict:
+    """A valid sidecar for `cfg`: classes k0.., 32 px input from a 36 px resize."""
+    side = imagenet_sidecar(cfg=cfg, name=name)
+    side.update(source="trained", class_names=[f"k{i}" for i in range(cfg.num_classes)])
+    side["input_size"] = [cfg.in_channels, 32, 32]
+    side["resize"] = 36
+    side.update(changes)
+    return side
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
