@@ -17,7 +17,7 @@ def app() -> AppTest:
 
 
 def _architecture(at: AppTest) -> AppTest:
-    at.switch_page("pages/architecture.py").run()
+    at.switch_page("app_pages/architecture.py").run()
     assert not at.exception
     return at
 

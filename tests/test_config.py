@@ -4,7 +4,6 @@ import json
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from resnet_explorer.config import (
     BASELINE, MAX_PARAMS, PRESETS, ArchConfig, ConfigError, parse_json_object,
