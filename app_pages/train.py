@@ -7,7 +7,7 @@ import uuid
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from resnet_explorer import charts, data, data_zip, runs
+from resnet_explorer import charts, data, data_files, data_zip, runs
 from resnet_explorer.config import PRESETS, ConfigError
 from resnet_explorer.paths import data_dir, runs_dir, weights_dir
 from resnet_explorer.train_config import (CHANNELS_LAST, DEVICES, OPTIMIZERS, PRECISIONS, QUICK,
@@ -59,7 +59,10 @@ source = st.selectbox("Dataset", list(data.SOURCES), key="train_source",
                       format_func=lambda k: data.SOURCES[k].label)
 data_path = ""
 if source == "folder":
-    data_path = st.text_input("Folder on the server (one sub-folder per class)", key="train_folder")
+    data_path = st.text_input(
+        "Folder on the server (one sub-folder per class)", key="train_folder",
+        help=f"A path relative to {root}, or inside a folder listed in "
+             f"${data_files.FOLDER_ROOTS_ENV} when the dashboard was started.")
 elif source == "upload":
     upload = st.file_uploader("Zip of class folders (cat/1.jpg, dog/2.png, … or train/ and val/)",
                               type=["zip"], key="train_zip")

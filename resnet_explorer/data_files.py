@@ -8,6 +8,7 @@ and reported, never fatal.
 
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,10 @@ class DataError(ValueError):
 
 
 Files = list[tuple[Path, int]]
+# Beyond the data folder, a typed path may only point into these (os.pathsep-separated): a
+# dashboard open to others must not list or walk the whole server (think "/" or "/proc").
+FOLDER_ROOTS_ENV = "RESNET_EXPLORER_FOLDER_ROOTS"
+MAX_SCANNED_ENTRIES = 1_000_000  # files and folders looked at in one dataset folder
 _SPLIT_DIRS = (("train",), ("val", "valid", "validation", "test"))
 
 
@@ -41,10 +46,25 @@ def resolve_folder(source: str, root: Path, data_path: str) -> Path:
             raise DataError(f"unknown upload {data_path!r}")
         folder = root / "uploads" / data_path
     else:
-        folder = Path(data_path).expanduser()
+        folder = _allowed_folder(root, data_path)
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder")
     return folder.resolve()
+
+
+def _allowed_folder(root: Path, data_path: str) -> Path:
+    """A relative path is taken inside `root`; any path must stay inside `root` or a folder
+    listed in $RESNET_EXPLORER_FOLDER_ROOTS. Links placed there by the owner are followed."""
+    roots = [root, *(Path(p).expanduser() for p in
+                     os.environ.get(FOLDER_ROOTS_ENV, "").split(os.pathsep) if p.strip())]
+    # abspath removes "..", without following links, before the containment check.
+    folder = Path(os.path.abspath(root / Path(data_path).expanduser()))
+    if not any(folder.is_relative_to(os.path.abspath(r)) for r in roots):
+        shown = ", ".join(str(r) for r in roots)
+        raise DataError(f"{data_path} is outside the folders this dashboard reads datasets from "
+                        f"({shown}). Put the dataset (or a link to it) in {root}, or start the "
+                        f"dashboard with {FOLDER_ROOTS_ENV} set to its parent folder.")
+    return folder
 
 
 def scan_folder(folder: Path) -> tuple[list[str], Files, Files | None, list[str]]:
@@ -81,12 +101,20 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 def _files_by_class(folder: Path, classes: list[str]) -> Files:
     out: Files = []
+    budget = MAX_SCANNED_ENTRIES
     for label, name in enumerate(classes):
         class_dir = folder / name
-        if class_dir.is_dir():
-            out += [(p, label) for p in sorted(class_dir.rglob("*"))
-                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                    and not p.name.startswith(".")]
+        if not class_dir.is_dir():
+            continue
+        found = []
+        for p in class_dir.rglob("*"):
+            budget -= 1
+            if budget < 0:
+                raise DataError(f"{folder} holds more than {MAX_SCANNED_ENTRIES:,} files and "
+                                "folders; point at the dataset's own folder")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file():
+                found.append((p, label))
+        out += sorted(found)
     return out
 
 

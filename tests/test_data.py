@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import stat
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from resnet_explorer import data
+from resnet_explorer import data, data_files
 from resnet_explorer.data import DataError, describe_dataset, load_dataset
 from resnet_explorer.data_zip import ZipLimits, extract_zip
 from resnet_explorer.transforms import Augment, BatchTransform, Preprocess
@@ -170,19 +172,50 @@ def _png(color: tuple[int, int, int], size: int = 12) -> bytes:
     return buf.getvalue()
 
 
-def test_image_folder_skips_and_counts_unreadable_files(tmp_path):
+def _pets(folder: Path) -> Path:
     for cls, color in (("cats", (200, 0, 0)), ("dogs", (0, 0, 200))):
-        (tmp_path / cls).mkdir()
+        (folder / cls).mkdir(parents=True)
         for i in range(5):
-            (tmp_path / cls / f"{i}.png").write_bytes(_png(color))
-    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    (tmp_path / "dogs" / "notes.txt").write_text("ignored")
-    ds = load_dataset("folder", channels=3, image_size=8, data_path=str(tmp_path), val_fraction=0.2)
+            (folder / cls / f"{i}.png").write_bytes(_png(color))
+    return folder
+
+
+def test_image_folder_skips_and_counts_unreadable_files(tmp_path):
+    folder = _pets(tmp_path / "pets")
+    (folder / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "dogs" / "notes.txt").write_text("ignored")
+    # A relative path is taken inside the data folder.
+    ds = load_dataset("folder", channels=3, image_size=8, data_path="pets", root=tmp_path,
+                      val_fraction=0.2)
     assert ds.class_names == ["cats", "dogs"] and ds.skipped == 1
     assert len(ds.train_y) + len(ds.val_y) == 10 and set(ds.val_y.tolist()) == {0, 1}
     assert ds.train_x.shape[1:] == (3, 9, 9) and ds.preprocess.resize == 9  # 8 / 0.875
     assert any("unreadable" in n for n in ds.notes)
     assert ds.train_x[ds.train_y == 0][:, 0].float().mean() > 150  # cats are red
+
+
+@pytest.mark.parametrize("typed", ["/", "/etc", "../elsewhere", "pets/../../elsewhere"])
+def test_typed_folders_outside_the_data_folder_are_refused(tmp_path, typed):
+    _pets(tmp_path / "elsewhere")
+    root = tmp_path / "data"
+    _pets(root / "pets")
+    with pytest.raises(DataError, match="outside the folders this dashboard reads"):
+        load_dataset("folder", channels=3, image_size=8, data_path=typed, root=root)
+    summary = describe_dataset("folder", data_path=typed, root=root)  # what the page shows
+    assert not summary.available and "outside the folders" in summary.message
+
+
+def test_more_dataset_roots_can_be_allowed_and_huge_trees_are_not_walked(tmp_path, monkeypatch):
+    elsewhere = _pets(tmp_path / "elsewhere")
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv(data_files.FOLDER_ROOTS_ENV, str(tmp_path / "nowhere") + os.pathsep
+                       + str(elsewhere))
+    ds = load_dataset("folder", channels=3, image_size=8, data_path=str(elsewhere), root=root)
+    assert ds.class_names == ["cats", "dogs"]
+    monkeypatch.setattr(data_files, "MAX_SCANNED_ENTRIES", 7)  # 10 images in all
+    with pytest.raises(DataError, match="more than 7 files and folders"):
+        load_dataset("folder", channels=3, image_size=8, data_path=str(elsewhere), root=root)
 
 
 def _zip(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
