@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import imaging
+from . import imaging, transforms
 
 __all__ = ["DataError", "IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
            "decode_one", "resize_center_crop", "stratified_split"]
@@ -146,13 +146,8 @@ def decode_one(path: Path, channels: int, resize: int) -> np.ndarray | None:
 
 
 def resize_center_crop(img: Image.Image, size: int) -> np.ndarray:
-    """Shorter side to `size`, center crop size×size (what inference does), as (C, H, W)."""
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    arr = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    """The evaluation view at `size` (what inference does), as a (C, H, W) uint8 array."""
+    arr = np.asarray(transforms.resize_center_crop(img, size, size), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
 
 

@@ -25,11 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.fx as fx
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.transforms import InterpolationMode
 
 from . import gradcam, store
 from .imaging import ImageRejected, decode_image
@@ -37,6 +35,7 @@ from .model import ResNet
 from .pretrained import (
     RESNET34_IMAGENET, PretrainedSpec, ProgressFn, imagenet_model, imagenet_sidecar)
 from .sidecar import ModelCard
+from .transforms import resize_center_crop
 
 __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",
            "DEFAULT_BATCH"]
@@ -148,9 +147,7 @@ class Predictor:
         pre = self.card.preprocess
         if image.mode != self.image_mode:
             image = image.convert(self.image_mode)
-        image = TF.resize(image, [pre.resize], interpolation=InterpolationMode.BILINEAR,
-                          antialias=True)
-        return TF.center_crop(image, [pre.size, pre.size])
+        return resize_center_crop(image, pre.resize, pre.size)
 
     def to_input(self, crops: Sequence[Image.Image]) -> torch.Tensor:
         """Prepared crops → normalised (N, C, H, W) float tensor on the device."""

@@ -18,8 +18,19 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torchvision.transforms import InterpolationMode
 
-__all__ = ["Preprocess", "Augment", "BatchTransform", "fit_side"]
+__all__ = ["Preprocess", "Augment", "BatchTransform", "fit_side", "resize_center_crop"]
+
+
+def resize_center_crop(image: Image.Image, resize: int, size: int) -> Image.Image:
+    """torchvision's evaluation view: shorter side to `resize` (bilinear, antialiased), then
+    the centre `size`×`size`. Dataset files and uploads both go through this one function,
+    so a model sees the same pixels in training and at inference."""
+    image = TF.resize(image, [resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(image, [size, size])
 
 
 @dataclass(frozen=True)
