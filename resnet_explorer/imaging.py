@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 MAX_BYTES = 25 * 1024 * 1024  # larger uploads are refused before parsing
 MAX_SIDE = 8192  # width and height cap
 MAX_PIXELS = 40_000_000  # 40 MP, below Pillow's MAX_IMAGE_PIXELS (~89 MP)
+MAX_JPEG_SCANS = 100  # start-of-scan markers; progressive encoders write about 10
 
 # Pillow format names (what Image.format reports); MPO is accepted as JPEG.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -225,6 +226,12 @@ def decode_image(
                     f"the image has {width * height / 1e6:.1f} megapixels; "
                     f"the limit is {max_pixels / 1e6:.1f}",
                 )
+            scans = bytes(data).count(b"\xff\xda") if fmt == "JPEG" else 0
+            if scans > MAX_JPEG_SCANS:
+                # libjpeg only warns about repeated progressive scans, and each one
+                # re-processes the whole image: 25 MB of them is half an hour of CPU.
+                raise ImageRejected(label, f"the JPEG has {scans} scans; the limit is "
+                                           f"{MAX_JPEG_SCANS} (real encoders write under 20)")
             # Full decode of frame 0 only (never seek/n_frames: that walks every
             # frame). With LOAD_TRUNCATED_IMAGES False, truncation raises here.
             img.load()

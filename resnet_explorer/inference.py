@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import gradcam, store
+from .analysis import analyze
 from .imaging import ImageRejected, decode_image
 from .model import ResNet
 from .pretrained import (
@@ -43,6 +45,9 @@ __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv",
 MAX_FILES = 64  # per request: a bound on the work one person can ask of a shared server
 DEFAULT_BATCH = 32
 CHANNELS_LAST_MIN_BATCH = 8
+# Largest single activation of one batch. A wide network on a large input (a 512-pixel
+# CIFAR-stem model keeps full resolution) gets smaller batches instead of exhausting memory.
+BATCH_ACTIVATION_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,17 @@ def fold_batch_norms(model: ResNet) -> ResNet:
     return fused
 
 
+def _max_batch(card: ModelCard) -> int:
+    """Images per forward pass such that no activation of the batch exceeds the budget."""
+    pre = card.preprocess
+    try:
+        rows = analyze(card.arch, (pre.channels, pre.size, pre.size)).rows
+    except ValueError:  # an input the walk refuses: the forward pass will say why, one by one
+        return 1
+    largest = max(math.prod(row.out_shape) for row in rows) * 4
+    return max(1, min(DEFAULT_BATCH, BATCH_ACTIVATION_BYTES // largest))
+
+
 class Predictor:
     def __init__(self, model: ResNet, card: ModelCard, device: torch.device | str = "cpu"):
         if model.cfg != card.arch:
@@ -114,6 +130,7 @@ class Predictor:
         # (x / 255 - mean) / std folded into one multiply-add.
         self._scale = 1.0 / (255.0 * std)
         self._shift = -mean / std
+        self.max_batch = _max_batch(card)
 
     # ----- construction ----------------------------------------------------------------
     @classmethod
@@ -177,6 +194,7 @@ class Predictor:
     def _run(self, crops: Sequence[Image.Image], k: int, cam: bool,
              batch_size: int) -> list[tuple[TopK, Image.Image | None]]:
         out: list[tuple[TopK, Image.Image | None]] = []
+        batch_size = max(1, min(batch_size, self.max_batch))
         for start in range(0, len(crops), batch_size):
             chunk = crops[start:start + batch_size]
             if not cam:

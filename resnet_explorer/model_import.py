@@ -145,13 +145,24 @@ def read_torch_file(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def _kind(name: str, data: bytes) -> str:
-    """'safetensors' | 'torch' | 'json', by content; the extension only breaks ties."""
-    if data.startswith(b"PK\x03\x04") or data[:1] == b"\x80":
+    """'safetensors' | 'torch' | 'json', by content; the extension only breaks ties.
+
+    Order matters: a safetensors header length can start with byte 0x80 (a pickle's first
+    byte) and compact JSON can have "{" at offset 8 (where safetensors' header starts).
+    """
+    if data.startswith(b"PK\x03\x04"):
         return "torch"
     if len(data) > 9 and data[8:9] == b"{":
-        return "safetensors"
+        # For JSON text these 8 bytes read as an enormous length, so this cannot match it.
+        header = int.from_bytes(data[:8], "little")
+        if 2 <= header <= min(MAX_HEADER_BYTES, len(data) - 8):
+            return "safetensors"
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" and name.lower().endswith(".json"):
         return "json"
+    if name.lower().endswith(".safetensors") and data[8:9] == b"{":
+        return "safetensors"  # with a damaged header: read_safetensors says so
+    if data[:1] == b"\x80":  # a bare pickle: read_torch_file explains the refusal
+        return "torch"
     return "unknown"
 
 

@@ -16,6 +16,7 @@ the one they meant, but it must still load strictly into ResNet34.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import pickle
@@ -156,7 +157,8 @@ def download_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET, dest_dir: Path
                 f"SHA-256 starts {got[:len(spec.hash_prefix)]}, expected {spec.hash_prefix}; "
                 "nothing was saved")
         os.replace(tmp, target)
-    except (urllib.error.URLError, OSError, ValueError) as exc:  # offline, DNS, refused, timeout
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # offline, DNS, refused, timeout, a connection cut mid-file (IncompleteRead)
         _unlink(tmp)
         reason = getattr(exc, "reason", None) or exc
         raise PretrainedUnavailable(offline_message(spec, weights_dir, str(reason))) from None
@@ -203,6 +205,16 @@ def read_checkpoint(source: Path | bytes) -> dict[str, torch.Tensor]:
     if bad:
         raise ValueError("the state dict has entries that are not named tensors: "
                          + ", ".join(bad[:5]))
+    for key, tensor in obj.items():
+        # Only plain dense CPU tensors that own their data: meta and sparse tensors crash
+        # later checks, and a stride-0 view (torch.zeros(1).expand(10**5, 2048)) costs bytes
+        # in the file but gigabytes once made contiguous.
+        if tensor.layout != torch.strided or tensor.device.type != "cpu":
+            raise ValueError(f"tensor {key} is not a dense CPU tensor "
+                             f"({tensor.layout}, {tensor.device.type})")
+        if tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
+            raise ValueError(f"tensor {key} is a view larger than its stored data "
+                             f"({tuple(tensor.shape)}); save real tensors")
     return dict(obj)
 
 

@@ -21,7 +21,7 @@ __all__ = ["FORMAT", "MODEL_SOURCES", "ModelCard", "check_model_name"]
 
 FORMAT = "resnet-explorer/1"
 MODEL_SOURCES = ("trained", "imported", "imagenet")
-MAX_SIDE = 2048  # input side; larger inputs are not something a dashboard should run
+MAX_SIDE = 512  # input side: the Train page's limit; larger inputs cost a shared server too much
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 

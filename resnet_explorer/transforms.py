@@ -29,6 +29,15 @@ def resize_center_crop(image: Image.Image, resize: int, size: int) -> Image.Imag
     """torchvision's evaluation view: shorter side to `resize` (bilinear, antialiased), then
     the centre `size`×`size`. Dataset files and uploads both go through this one function,
     so a model sees the same pixels in training and at inference."""
+    w, h = image.size
+    short = min(w, h)
+    if max(w, h) > 4 * short:
+        # Only the centre survives the crop. Cut a very long side to twice the short one
+        # first (the crop needs at most the short side, antialiasing a little more), or a
+        # 100-byte 8192×1 strip would be resized to 2 million pixels wide (gigabytes).
+        keep = 2 * short
+        left, top = ((w - keep) // 2, 0) if w > h else (0, (h - keep) // 2)
+        image = image.crop((left, top, left + min(w, keep), top + min(h, keep)))
     image = TF.resize(image, [resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
     return TF.center_crop(image, [size, size])
 

@@ -56,6 +56,9 @@ def check_state_dict(state: Mapping[str, torch.Tensor],
         t = state[k]
         if not isinstance(t, torch.Tensor):
             raise WeightsMismatch(f"{k} is not a tensor")
+        if t.layout != torch.strided or t.device.type != "cpu":
+            raise WeightsMismatch(f"tensor {k} is not a dense CPU tensor ({t.layout}, "
+                                  f"{t.device.type})")
         if ref.dtype.is_floating_point != t.dtype.is_floating_point or t.is_complex():
             raise WeightsMismatch(f"tensor {k} has dtype {t.dtype}; expected {ref.dtype}")
         if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):

@@ -544,6 +544,21 @@ def test_decode_many_keeps_going_past_bad_files() -> None:
     assert isinstance(limited[0][1], ImageRejected)
 
 
+def _with_repeated_scan(jpeg: bytes, copies: int) -> bytes:
+    """A progressive JPEG with its last scan repeated: valid to libjpeg, costly to decode."""
+    start = jpeg.rindex(b"\xff\xda")
+    end = jpeg.rindex(b"\xff\xd9")
+    return jpeg[:end] + jpeg[start:end] * copies + jpeg[end:]
+
+
+def test_progressive_jpeg_with_hundreds_of_scans_is_refused() -> None:
+    progressive = encode(photo(), "JPEG", progressive=True, quality=80)
+    # A few extra scans decode (a repeated refinement scan shifts the pixels; no matter).
+    assert decode_image(_with_repeated_scan(progressive, 20)).size == (W, H)
+    with pytest.raises(ImageRejected, match=r"scans; the limit is 100"):
+        decode_image(_with_repeated_scan(progressive, 200))
+
+
 def test_concurrent_decoding_is_safe() -> None:
     good = encode(photo(), "PNG")
     bomb = png_header_only(10_000, 10_000)

@@ -52,6 +52,35 @@ def test_prepare_resizes_shorter_side_and_center_crops(predictor):
     assert np.asarray(crop)[:, :, 2].max() < 5  # the band was cropped away
 
 
+def test_thin_strips_are_cut_before_resizing_and_match_torchvision(predictor, monkeypatch):
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    from resnet_explorer import transforms
+
+    # Same pixels as torchvision's resize + center crop for an ordinary wide image …
+    wide = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 300, 3), np.uint8))
+    expected = TF.center_crop(TF.resize(wide, [36], InterpolationMode.BILINEAR, antialias=True),
+                              [32, 32])
+    assert np.array_equal(np.asarray(predictor.prepare(wide)), np.asarray(expected))
+    # … but a 110-byte 8192×1 PNG must not be resized to 294,912 pixels wide first.
+    sizes = []
+    real_resize = transforms.TF.resize
+    monkeypatch.setattr(transforms.TF, "resize",
+                        lambda img, *a, **k: sizes.append(img.size) or real_resize(img, *a, **k))
+    strip = encode(Image.new("RGB", (8192, 1), "green"), "PNG")
+    (result,) = predictor.classify([("strip.png", strip)])
+    assert result.ok and result.image.size == (32, 32)
+    assert sizes and max(max(s) for s in sizes) <= 2
+
+
+def test_batches_shrink_for_networks_with_huge_activations(predictor):
+    assert predictor.max_batch == 32  # 8 channels at 32×32: nowhere near the budget
+    wide = ArchConfig(**{**SMALL, "stem_width": 256}, num_classes=3)
+    big = make_predictor(wide, size=512, resize=512)  # 256 × 512² floats = 256 MiB per image
+    assert big.max_batch == 1
+
+
 def test_topk_is_sorted_sums_to_at_most_one_and_is_clamped_to_the_class_count(predictor, photo):
     top = predictor.predict([photo], k=50)[0]
     assert len(top.indices) == 7 and sorted(top.indices) == list(range(7))

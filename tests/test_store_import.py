@@ -42,6 +42,18 @@ def test_safetensors_with_sidecar_is_checked_and_accepted(state):
         torch.testing.assert_close(imported.state_dict[k], v)
 
 
+def test_file_kinds_are_told_apart_by_content_whatever_their_first_bytes(state):
+    # A safetensors header length whose low byte is 0x80 (a pickle's first byte), and a
+    # compact sorted sidecar with "{" at offset 8 (where a safetensors header starts).
+    pad = 0
+    while (data := save_safetensors(state, metadata={"pad": "x" * pad}))[0] != 0x80:
+        pad += 1
+    side = json.dumps(sidecar_for(), sort_keys=True, separators=(",", ":")).encode()
+    assert side[8:9] == b"{"
+    imported = prepare_import([("t.safetensors", data), ("t.json", side)], BASELINE)
+    assert imported.card.arch == TINY
+
+
 def test_half_precision_safetensors_are_cast_to_the_models_dtypes(state):
     halves = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     imported = prepare_import([("t.safetensors", save_safetensors(halves)),
@@ -135,6 +147,13 @@ def _with(state, **changes):
      "NaN or infinite"),
     (lambda s: [("x.pth", torch_bytes(_with(s, **{"bn1.weight": torch.ones(8).long()})))],
      "dtype"),
+    # 4 kB on disk, gigabytes once made contiguous: views must not grow on import.
+    (lambda s: [("x.pth", torch_bytes(_with(s, **{"fc.weight": torch.zeros(1).expand_as(
+        s["fc.weight"])})))], "view larger than its stored data"),
+    (lambda s: [("x.pth", torch_bytes(_with(s, **{"bn1.weight": s["bn1.weight"].to("meta")})))],
+     "not a dense CPU tensor"),
+    (lambda s: [("x.pth", torch_bytes(_with(s, **{"fc.weight": s["fc.weight"].to_sparse()})))],
+     "not a dense CPU tensor"),
     (lambda s: [("x.safetensors", save_safetensors(s)[:500]),
                 ("x.json", json.dumps(sidecar_for()).encode())], "damaged"),
     (lambda s: [("x.safetensors", save_safetensors(s)),
@@ -150,7 +169,8 @@ def _with(state, **changes):
      "shape mismatch"),
 ], ids=["unknown-format", "sidecar-only", "safetensors-alone", "two-weights", "bad-zip",
         "compressed-zip", "not-a-mapping", "non-tensor-values", "extra-tensor", "missing-tensor",
-        "wrong-shape", "nan", "int-dtype", "truncated-safetensors", "sha-mismatch",
+        "wrong-shape", "nan", "int-dtype", "expanded-view", "meta", "sparse",
+        "truncated-safetensors", "sha-mismatch",
         "class-count", "nan-json", "sidecar-arch-mismatch"])
 def test_bad_uploads_are_refused_with_a_reason(state, files, expected):
     with pytest.raises(ImportRefused, match=expected):
