@@ -91,6 +91,12 @@ class ArchConfig:
             return problems
         from .model import count_parameters  # late import: model imports this module
 
+        # Every block holds a convolution with at least width² weights, so this bound refuses
+        # a huge network (a crafted link) before seconds are spent building it on meta.
+        floor = sum(b * w * w for b, w in zip(self.blocks, self.stage_widths))
+        if floor > MAX_PARAMS:
+            return [f"the network would have over {floor:,} parameters; the limit is "
+                    f"{MAX_PARAMS:,} (reduce widths, blocks or width_multiplier)"]
         params = count_parameters(self)
         if params > MAX_PARAMS:
             problems.append(

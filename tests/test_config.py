@@ -46,10 +46,18 @@ def test_every_problem_is_reported_at_once():
     assert len(problems) == 4
 
 
-def test_parameter_ceiling_stops_huge_networks_before_they_are_built():
-    cfg = ArchConfig(widths=(4096,) * 4, blocks=(64,) * 4)
-    (problem,) = cfg.validate()
-    assert f"{MAX_PARAMS:,}" in problem and "parameters" in problem
+def test_parameter_ceiling_stops_huge_networks_before_they_are_built(monkeypatch):
+    from resnet_explorer import model
+
+    built = []
+    real = model.meta_model.__wrapped__
+    monkeypatch.setattr(model, "meta_model", lambda cfg: built.append(cfg) or real(cfg))
+    # A crafted link: refused by a bound, without a multi-second build.
+    (problem,) = ArchConfig(widths=(4096,) * 4, blocks=(64,) * 4).validate()
+    assert f"{MAX_PARAMS:,}" in problem and "over" in problem and not built
+    # Under the bound but over the ceiling: the exact count (one meta build) decides.
+    (problem,) = ArchConfig(widths=(1024,) * 4, blocks=(64,) * 4).validate()
+    assert f"{MAX_PARAMS:,}" in problem and len(built) == 1
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
