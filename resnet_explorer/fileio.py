@@ -23,12 +23,15 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "appe
 TMP_SUFFIX = ".tmp"
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True,
+                       exclusive: bool = False) -> Path:
     """Replace ``path`` with ``data`` atomically and return the path.
 
     ``fsync=False`` skips the flush to disk for frequently rewritten,
     expendable files (progress in status.json): the rename is still atomic,
-    only durability across a power cut is traded for speed.
+    only durability across a power cut is traded for speed. ``exclusive=True``
+    never replaces: it raises FileExistsError if ``path`` exists, atomically (a
+    hard link claims the name), so two writers cannot both think they created it.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +42,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
+        if exclusive:
+            os.link(tmp_name, target)
+            os.unlink(tmp_name)
+        else:
+            os.replace(tmp_name, target)
     except BaseException:
         # BaseException on purpose: a KeyboardInterrupt/SystemExit mid-write must
         # not leave a stray temporary file behind either.

@@ -247,7 +247,11 @@ def import_model(files: Iterable[Any], current_arch: ArchConfig, name: str | Non
     existing = {m.name for m in store.list_models(weights_dir)}
     if card.name in existing:
         raise ImportRefused(f"a model named {card.name!r} already exists; choose another name")
-    store.save_model(imported.state_dict, card.to_sidecar(), card.name, weights_dir)
+    try:  # the check above gives the early message; this one holds against a concurrent import
+        store.save_model(imported.state_dict, card.to_sidecar(), card.name, weights_dir,
+                         overwrite=False)
+    except ConfigError as exc:
+        raise ImportRefused(str(exc)) from None
     saved = store.read_model_card(card.name, weights_dir)
     return saved, imported.notes
 
@@ -266,5 +270,8 @@ def import_imagenet_transfer(cfg: ArchConfig, name: str, weights_dir: Path | Non
     sidecar = imagenet_sidecar(RESNET34_IMAGENET, cfg, name=name)
     sidecar["metrics"] = {"transferred_tensors": len(report.loaded),
                           "reinitialised_tensors": len(report.fresh) + len(report.shape_mismatch)}
-    store.save_model(model, sidecar, name, weights_dir)
+    try:
+        store.save_model(model, sidecar, name, weights_dir, overwrite=False)
+    except ConfigError as exc:
+        raise ImportRefused(str(exc)) from None
     return store.read_model_card(name, weights_dir), report

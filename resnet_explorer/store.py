@@ -41,12 +41,13 @@ def model_files(name: str, weights_dir: Path | None = None) -> tuple[Path, Path]
 
 
 def save_model(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], sidecar: dict[str, Any],
-               name: str, weights_dir: Path | None = None) -> Path:
+               name: str, weights_dir: Path | None = None, *, overwrite: bool = True) -> Path:
     """Write both files atomically (weights first) and return the weights' path.
 
     `name`, `format`, `sha256` and (if absent) `created` are filled in here, so
     callers cannot get them wrong; the rest of the sidecar is validated
-    against the weights before anything is written.
+    against the weights before anything is written. With overwrite=False an existing
+    model of that name is never replaced, even by a concurrent save (ConfigError).
     """
     weights_path, sidecar_path = model_files(name, weights_dir)
     state = (model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module)
@@ -58,7 +59,10 @@ def save_model(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], side
     full = {**sidecar, "format": FORMAT, "name": name,
             "created": sidecar.get("created") or utc_now(),
             "sha256": hashlib.sha256(payload).hexdigest()}
-    atomic_write_bytes(weights_path, payload)
+    try:
+        atomic_write_bytes(weights_path, payload, exclusive=not overwrite)
+    except FileExistsError:
+        raise ConfigError(f"a model named {name!r} already exists; choose another name") from None
     atomic_write_json(sidecar_path, full)
     return weights_path
 

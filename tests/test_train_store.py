@@ -91,3 +91,15 @@ def test_shared_and_strided_tensors_are_saved_as_plain_copies(saved, tmp_path):
     loaded, _ = store.load_model("views", tmp_path)
     assert torch.equal(loaded.fc.weight, base[:160].view(10, 16))
     assert torch.equal(loaded.fc.bias, base[160:]) and torch.equal(loaded.bn1.bias, state["bn1.bias"])
+
+
+def test_a_save_that_must_not_overwrite_never_replaces_an_existing_model(saved):
+    model, folder = saved
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    other = build_model(TINY_ARCH)  # different weights, same name
+    with pytest.raises(ConfigError, match="already exists"):
+        store.save_model(other, sidecar(), "tiny", folder, overwrite=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temp file either
+    store.save_model(other, sidecar(), "tiny", folder)  # the trainer's -best/-last updates
+    assert store.load_model("tiny", folder)[0].state_dict()["fc.weight"].equal(
+        other.state_dict()["fc.weight"])
