@@ -67,16 +67,16 @@ elif source == "upload":
     upload = st.file_uploader("Zip of class folders (cat/1.jpg, dog/2.png, … or train/ and val/)",
                               type=["zip"], key="train_zip")
     if upload is not None:
+        # Report or refusal per upload: a rerun (any click) neither extracts nor refuses again.
         reports = st.session_state.setdefault("train_zip_reports", {})
         if upload.file_id not in reports:
-            try:
-                with st.spinner("Checking and extracting the zip…"):
-                    reports[upload.file_id] = data_zip.extract_zip(upload.getvalue(), upload.name,
-                                                                   root=root)
-            except data.DataError as exc:
-                st.error(str(exc))
-        report = reports.get(upload.file_id)
-        if report is not None:
+            with st.spinner("Checking and extracting the zip…"):
+                data_zip.extract_upload(reports, upload.file_id, upload.getvalue(), upload.name,
+                                        root=root)
+        report = reports[upload.file_id]
+        if isinstance(report, str):
+            st.error(report)
+        else:
             data_path = report.name
             lines = report.lines()
             st.success(lines[0])

@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import lzma
 import re
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,8 +31,9 @@ from .data_files import IMAGE_EXTENSIONS, DataError
 from .fileio import atomic_write_json
 from .paths import data_dir
 
-__all__ = ["ZipLimits", "UploadReport", "extract_zip", "uploads_dir"]
+__all__ = ["ZipLimits", "UploadReport", "extract_zip", "extract_upload", "uploads_dir"]
 
+_log = logging.getLogger(__name__)
 _SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "val"}
 _REPORT = ".report.json"
 
@@ -40,6 +44,10 @@ class ZipLimits:
     max_files: int = 50_000  # image entries
     max_entries: int = 200_000  # all entries, checked before any work
     max_ratio: float = 100.0  # inflated/compressed for one entry (images barely compress)
+    ratio_min_bytes: int = 4096  # entries above this size get the per-entry ratio check
+    # Declared image bytes over the zip's size: many entries each just under the per-entry
+    # checks (small, highly compressible BMPs, say) add up to a bomb too.
+    max_archive_ratio: float = 20.0
     max_file_bytes: int = imaging.MAX_BYTES
 
 
@@ -88,11 +96,11 @@ def extract_zip(data: bytes, filename: str, *, root: Path | None = None,
         return UploadReport(**json.loads((final / _REPORT).read_text()))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
-        raise DataError(f"{filename} is not a readable zip file ({exc})") from None
+    except _ZIP_ERRORS as exc:  # e.g. NotImplementedError for an unknown zip version
+        raise DataError(f"{filename} is not a readable zip file ({_why(exc)})") from None
     with archive:
         report = UploadReport(name=name, classes={})
-        entries = _select_entries(archive, report, limits)
+        entries = _select_entries(archive, report, limits, len(data))
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=base))
         try:
@@ -111,10 +119,41 @@ def extract_zip(data: bytes, filename: str, *, root: Path | None = None,
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def extract_upload(cache: dict[str, UploadReport | str], upload_id: str, data: bytes, filename: str,
+                   *, root: Path | None = None) -> UploadReport | str:
+    """`extract_zip` once per upload: its report, or why it was refused, as a message.
+
+    For the page, which reruns on every click: `cache` (per browser session) remembers a
+    refusal too, so a bad or hostile zip is not inflated again on each rerun. Any error,
+    even an unexpected one, becomes a message; unexpected ones are logged with traceback.
+    """
+    if upload_id not in cache:
+        try:
+            cache[upload_id] = extract_zip(data, filename, root=root)
+        except DataError as exc:
+            cache[upload_id] = str(exc)
+        except Exception as exc:  # a bug here must not show the user a traceback
+            _log.exception("extracting %s failed", filename)
+            cache[upload_id] = f"could not extract {filename}: {type(exc).__name__}: {_why(exc)}"
+    return cache[upload_id]
+
+
 Entry = tuple[zipfile.ZipInfo, str | None, str]  # (info, split or None, class name)
+# What a damaged archive raises from zipfile: its own errors, but also the decompressors'
+# (zlib.error, lzma.LZMAError, EOFError for a truncated stream) and NotImplementedError for
+# a version or method it does not support.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError,
+               ValueError, NotImplementedError, zlib.error, lzma.LZMAError)
 
 
-def _select_entries(archive: zipfile.ZipFile, report: UploadReport, limits: ZipLimits) -> list[Entry]:
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__  # EOFError has no message
+
+
+
+
+def _select_entries(archive: zipfile.ZipFile, report: UploadReport, limits: ZipLimits,
+                    zip_bytes: int) -> list[Entry]:
     infos = archive.infolist()
     if len(infos) > limits.max_entries:
         raise DataError(f"the zip has {len(infos):,} entries; the limit is {limits.max_entries:,}")
@@ -137,10 +176,14 @@ def _select_entries(archive: zipfile.ZipFile, report: UploadReport, limits: ZipL
         declared += info.file_size
         if declared > limits.max_total_bytes:
             raise DataError(f"the zip inflates to more than {limits.max_total_bytes / 2**30:.1f} GiB")
-        if info.file_size > 65536 and info.file_size > limits.max_ratio * max(1, info.compress_size):
+        if info.file_size > limits.ratio_min_bytes \
+                and info.file_size > limits.max_ratio * max(1, info.compress_size):
             raise DataError(f"refused: {info.filename!r} compresses {info.file_size // max(1, info.compress_size)}:1"
                             " (a zip bomb?)")
         candidates.append((info, parts))
+    if declared > limits.max_archive_ratio * zip_bytes:
+        raise DataError(f"refused: the zip's images inflate to {declared / max(zip_bytes, 1):.0f} "
+                        f"times its size; the limit is {limits.max_archive_ratio:.0f} (a zip bomb?)")
     if len(candidates) > limits.max_files:
         raise DataError(f"the zip has {len(candidates):,} images; the limit is {limits.max_files:,}")
     return _layout(candidates, report)
@@ -174,9 +217,10 @@ def _extract(archive: zipfile.ZipFile, entries: list[Entry], dest: Path, report:
     for index, (info, split, class_name) in enumerate(entries):
         try:
             payload = _read_capped(archive, info, limits.max_file_bytes)
-        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
-            # RuntimeError: encrypted entry; BadZipFile: CRC or size mismatch.
-            _skip_corrupt(report, f"{info.filename}: {exc}")
+        except _ZIP_ERRORS as exc:
+            # A damaged entry (bad CRC, broken deflate stream, truncated, encrypted: a
+            # RuntimeError) is skipped and counted like an unreadable image; the rest is kept.
+            _skip_corrupt(report, f"{info.filename}: damaged in the zip ({_why(exc)})")
             continue
         total += len(payload)
         if total > limits.max_total_bytes:

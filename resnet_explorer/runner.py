@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,14 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from .runstate import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, lock_is_held,
-                       read_status, try_lock, write_status)
+                       read_status, remove_run_dir, try_lock, write_status)
 
-__all__ = ["queue_dir", "slot_lock", "outcome_after_exit", "trainer_command", "PACKAGE_ROOT"]
+__all__ = ["queue_dir", "slot_lock", "runs_ahead", "drop_markers", "launch_supervisor",
+           "outcome_after_exit", "trainer_command", "PACKAGE_ROOT"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # cwd for `python -m resnet_explorer...`
 POLL_S = 0.25
 CANCEL_GRACE_S = 2.0  # a step boundary normally comes sooner; then the trainer is stopped
 KILL_GRACE_S = 3.0
+DETACH_TIMEOUT_S = 60.0  # the supervisor's first process exits after ~0.2 s (a fork)
+_slow_starts: list[subprocess.Popen[bytes]] = []
 
 
 def queue_dir(runs_dir: Path, device: str) -> Path:
@@ -53,17 +55,50 @@ def slot_lock(runs_dir: Path, device: str, slot: int) -> Path:
 
 
 def runs_ahead(runs_dir: Path, device: str, marker: str) -> int:
-    """Live queued runs before `marker` (stale markers of dead waiters are removed)."""
+    """Live queued runs before `marker` (stale markers of dead waiters are removed).
+
+    Other markers of this marker's own run are removed as well: a supervisor killed while
+    waiting leaves its marker, and once the run is resumed the live new supervisor holds the
+    run's lock, so that old marker would look alive and the run would wait behind itself.
+    """
+    own_run = marker.split("-", 1)[-1]
     ahead = 0
     for entry in sorted(queue_dir(runs_dir, device).glob("*-*")):
-        if entry.name >= marker:
-            break
         run_id = entry.name.split("-", 1)[1]
-        if lock_is_held(runs_dir / run_id / ".lock"):
-            ahead += 1
-        else:
+        if run_id == own_run and entry.name != marker:
             entry.unlink(missing_ok=True)
+        elif entry.name < marker:
+            if lock_is_held(runs_dir / run_id / ".lock"):
+                ahead += 1
+            else:
+                entry.unlink(missing_ok=True)
     return ahead
+
+
+def drop_markers(runs_dir: Path, run_id: str) -> None:
+    """Remove every place in line `run_id` has, in every device's queue (before a resume)."""
+    for marker in (runs_dir / ".queue").glob(f"*/*-{run_id}"):
+        marker.unlink(missing_ok=True)
+
+
+def launch_supervisor(paths: RunPaths, lock_fd: int, resume: bool, pythonpath: str) -> int | None:
+    """Start this module detached for a run; the exit code of its first process (0: started),
+    or None if that process is unusually slow to exit. Raises OSError if it cannot start."""
+    cmd = [sys.executable, "-m", "resnet_explorer.runner", "--run-dir", str(paths.dir),
+           "--lock-fd", str(lock_fd), "--detach"] + (["--resume"] if resume else [])
+    with open(paths.log, "ab") as log:
+        # Own session: closing the dashboard (or its terminal) does not stop training.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                pass_fds=(lock_fd,), start_new_session=True, cwd=PACKAGE_ROOT,
+                                env={**os.environ, "PYTHONPATH": pythonpath})
+    # --detach: the supervisor forks away and this child exits right after starting; waiting
+    # for it reaps it, so a long-lived dashboard does not collect one zombie per run.
+    _slow_starts[:] = [p for p in _slow_starts if p.poll() is None]  # reap earlier slow ones
+    try:
+        return proc.wait(timeout=DETACH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # an overloaded machine: reaped at a later launch
+        _slow_starts.append(proc)
+        return None
 
 
 def wait_for_turn(paths: RunPaths, launch: dict[str, Any]) -> int | None:
@@ -148,12 +183,27 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def _detach() -> None:
+    """Fork; the parent exits at once and the child carries on in a session of its own.
+
+    The dashboard waits for that short-lived parent, so it never keeps a zombie per run,
+    and the supervisor itself is adopted (and reaped) by init. It keeps the inherited
+    locks: a flock belongs to the open file, which the child shares.
+    """
+    if os.fork():
+        os._exit(0)  # no cleanup: nothing is buffered yet, and the child owns the run now
+    os.setsid()  # its own process group too, so the run's processes can be signalled together
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resnet_explorer.runner")
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--lock-fd", type=int, default=None, help="inherited liveness lock")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)  # by runs.py
     args = parser.parse_args(argv)
+    if args.detach:
+        _detach()
     paths = RunPaths(args.run_dir.resolve())
     lock_fd = args.lock_fd if args.lock_fd is not None else try_lock(paths.lock)
     if lock_fd is None:
@@ -163,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     write_status(paths, supervisor_pid=os.getpid())
     slot_fd = wait_for_turn(paths, launch)
     if slot_fd is None:  # cancelled while queued: a queued run leaves no trace
-        shutil.rmtree(paths.dir, ignore_errors=True)
+        remove_run_dir(paths)  # still holding the run's lock, so nobody else acts on it
         return 0
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(trainer_command(paths, launch, args.resume), stdout=log,

@@ -14,9 +14,6 @@ import json
 import os
 import re
 import secrets
-import shutil
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,9 +23,10 @@ from typing import Any, Iterator
 from .config import ArchConfig, ConfigError
 from .fileio import atomic_write_json, atomic_write_text
 from .paths import runs_dir as default_runs_dir
-from .runner import PACKAGE_ROOT, queue_dir
-from .runstate import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths, lock_is_held,
-                       read_jsonl, read_status, try_lock, write_status)
+from .runner import PACKAGE_ROOT, drop_markers, launch_supervisor, queue_dir
+from .runstate import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths,
+                       lock_is_held, read_jsonl, read_status, remove_run_dir, sweep_tombstones,
+                       try_lock, write_status)
 from .train_config import TrainConfig
 
 try:
@@ -119,7 +117,8 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, runs_dir: Path | None = Non
     """Queue a run and launch its supervisor; returns the run id.
 
     The same `dedupe_key` within `dedupe_window_s` returns the run already
-    started instead of a second one (a double click on Start).
+    started instead of a second one (a double click on Start), as long as that
+    run still exists and is active; otherwise a new run starts.
     """
     arch.check()
     cfg.check()
@@ -128,15 +127,17 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, runs_dir: Path | None = Non
     device = device_key(cfg.device)
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     with _launch_lock(root):
+        _sweep(root, dedupe_window_s)
         marker_file = root / ".queue" / f"dedupe-{_digest(dedupe_key)}" if dedupe_key else None
-        if marker_file is not None and marker_file.exists() \
-                and time.time() - marker_file.stat().st_mtime < dedupe_window_s:
-            return marker_file.read_text().strip()
+        earlier = _deduped_run(marker_file, root) if marker_file is not None else None
+        if earlier is not None:
+            return earlier
         run_id = _new_run_id(cfg.dataset)
         paths = RunPaths(root / run_id)
         paths.dir.mkdir(parents=True)
         fd = try_lock(paths.lock)
-        assert fd is not None  # a brand-new directory
+        if fd is None:  # cannot happen for a folder mkdir just created; never run unlocked
+            raise RuntimeError(f"{paths.lock} is locked by another process")
         try:
             atomic_write_text(paths.arch, arch.to_json())
             atomic_write_text(paths.train, cfg.to_json())
@@ -160,19 +161,27 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, runs_dir: Path | None = Non
 def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
     """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
     paths = _paths(run_id, runs_dir)
-    fd = try_lock(paths.lock)
-    # A run that just ended still holds its lock while its supervisor exits: give it a moment.
-    deadline = time.monotonic() + 2.0
-    while fd is None and read_status(paths).get("state") in FINISHED and time.monotonic() < deadline:
-        time.sleep(0.05)
-        fd = try_lock(paths.lock)
+    try:
+        fd = try_lock(paths.lock, create=False)
+        # A run that just ended still holds its lock while its supervisor exits: give it a moment.
+        deadline = time.monotonic() + 2.0
+        while fd is None and read_status(paths).get("state") in FINISHED \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+            fd = try_lock(paths.lock, create=False)
+    except FileNotFoundError:
+        raise ConfigError(f"run {run_id} was removed") from None
     if fd is None:
         raise ConfigError(f"run {run_id} is still active")
     try:
-        state = _settle(paths, read_status(paths), fd).get("state")
+        settled = _settle(paths, read_status(paths), fd)
+        if settled is None:
+            raise ConfigError(f"run {run_id} was removed")
+        state = settled.get("state")
         if state not in RESUMABLE:
             raise ConfigError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
         launch = json.loads(paths.launch.read_text())
+        drop_markers(paths.dir.parent, run_id)  # e.g. of a supervisor killed while waiting
         launch["marker"] = f"{time.time_ns():020d}-{run_id}"
         atomic_write_json(paths.launch, launch)
         paths.cancel.unlink(missing_ok=True)
@@ -188,18 +197,16 @@ def _enqueue_and_launch(paths: RunPaths, launch: dict[str, Any], lock_fd: int, r
     marker = queue_dir(paths.dir.parent, launch["device"]) / launch["marker"]
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
-    cmd = [sys.executable, "-m", "resnet_explorer.runner", "--run-dir", str(paths.dir),
-           "--lock-fd", str(lock_fd)] + (["--resume"] if resume else [])
     try:
-        with open(paths.log, "ab") as log:
-            # Own session: closing the dashboard (or its terminal) does not stop training.
-            subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             pass_fds=(lock_fd,), start_new_session=True, cwd=PACKAGE_ROOT,
-                             env={**os.environ, "PYTHONPATH": _pythonpath()})
+        code = launch_supervisor(paths, lock_fd, resume, _pythonpath())
     except OSError as exc:
         marker.unlink(missing_ok=True)
         write_status(paths, state=FAILED, message=f"could not start the run: {exc}")
         raise
+    if code:
+        marker.unlink(missing_ok=True)
+        write_status(paths, state=FAILED, finished=time.time(),
+                     message=f"could not start the run supervisor (exit code {code}; see the log)")
 
 
 # ----- reading ----------------------------------------------------------------------------
@@ -210,42 +217,60 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
         return []
     out = []
     for folder in root.iterdir():
-        if not _RUN_ID.fullmatch(folder.name) or not folder.is_dir():
+        # Hidden names: the queue folder and runs being deleted (runstate.remove_run_dir).
+        if folder.name.startswith(".") or not _RUN_ID.fullmatch(folder.name) or not folder.is_dir():
             continue
         paths = RunPaths(folder)
         status = read_status(paths)
-        if not status:
-            continue  # being created, or removed under us
-        out.append(RunInfo.from_status(folder.name, _settle(paths, status)))
+        settled = _settle(paths, status) if status else None
+        if settled:  # else being created, or removed under us
+            out.append(RunInfo.from_status(folder.name, settled))
     return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
 
 
 def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo | None:
     paths = _paths(run_id, runs_dir)
     status = read_status(paths)
-    return RunInfo.from_status(run_id, _settle(paths, status)) if status else None
+    settled = _settle(paths, status) if status else None
+    return RunInfo.from_status(run_id, settled) if settled else None
 
 
 def cancel_run(run_id: str, runs_dir: Path | None = None, wait_s: float = 2.0) -> str:
     """Ask a run to stop. A running run ends as cancelled at its next step; a queued one
     disappears. Returns what happened, for the page to show."""
     paths = _paths(run_id, runs_dir)
+    removed = f"run {run_id} was removed"  # e.g. a queued run cancelled from another session
     status = read_status(paths)
+    if not status:
+        return removed
     state = status.get("state")
     if state not in ACTIVE:
         return f"run {run_id} is already {state}"
-    paths.cancel.touch()
-    if not lock_is_held(paths.lock):  # nobody alive to act on the request
-        if state == QUEUED:
-            shutil.rmtree(paths.dir, ignore_errors=True)
-            return f"removed queued run {run_id}"
-        _settle(paths, status)
-        return f"run {run_id} was no longer running"
+    try:
+        paths.cancel.touch()
+    except FileNotFoundError:
+        return removed
+    if not lock_is_held(paths.lock):  # nobody alive to act on the request: act here
+        try:
+            fd = try_lock(paths.lock, create=False)
+        except FileNotFoundError:
+            return removed
+        if fd is not None:  # else someone (a resume) took the run just now: wait for it below
+            try:
+                status = read_status(paths)
+                if status.get("state") == QUEUED:
+                    remove_run_dir(paths)
+                    return f"removed queued run {run_id}"
+                return removed if _settle(paths, status, fd) is None \
+                    else f"run {run_id} was no longer running"
+            finally:
+                os.close(fd)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:  # usually done in well under a second
-        if not paths.dir.exists():
+        current = read_status(paths)
+        if not current and not paths.dir.exists():
             return f"removed queued run {run_id}"
-        if read_status(paths).get("state") not in ACTIVE:
+        if current and current.get("state") not in ACTIVE:
             return f"cancelled run {run_id}"
         time.sleep(0.05)
     return f"cancelling run {run_id}…"
@@ -278,22 +303,62 @@ def run_configs(run_id: str, runs_dir: Path | None = None) -> tuple[ArchConfig, 
 
 
 # ----- helpers -----------------------------------------------------------------------------
-def _settle(paths: RunPaths, status: dict[str, Any], held_fd: int | None = None) -> dict[str, Any]:
-    """Record "interrupted" for an active-looking run whose processes are gone."""
+def _settle(paths: RunPaths, status: dict[str, Any],
+            held_fd: int | None = None) -> dict[str, Any] | None:
+    """Record "interrupted" for an active-looking run whose processes are gone.
+
+    None when the run folder is gone: a queued run is deleted when it is cancelled, and
+    that can happen between a reader's first look and this one.
+    """
     if status.get("state") not in ACTIVE:
         return status
-    fd = held_fd if held_fd is not None else try_lock(paths.lock)
+    if held_fd is not None:
+        fd: int | None = held_fd
+    else:
+        try:  # no O_CREAT: never put a new .lock into a folder being deleted
+            fd = try_lock(paths.lock, create=False)
+        except FileNotFoundError:
+            return None
     if fd is None:
         return status  # alive
     try:
         # Re-read under the lock: the run may have finished between the two reads.
         status = read_status(paths)
+        if not status:
+            return None
         if status.get("state") in ACTIVE:
-            status = write_status(paths, state=INTERRUPTED, message=_DEAD, finished=time.time())
+            try:
+                status = write_status(paths, state=INTERRUPTED, message=_DEAD, finished=time.time())
+            except FileNotFoundError:
+                return None
         return status
     finally:
         if held_fd is None:
             os.close(fd)
+
+
+def _deduped_run(marker_file: Path, root: Path) -> str | None:
+    """The run a recent identical start created, if that run still exists and is active."""
+    try:
+        run_id = marker_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not _RUN_ID.fullmatch(run_id):
+        return None
+    info = get_run(run_id, root)  # gone (a cancelled queued run) or finished: start anew
+    return run_id if info is not None and info.active else None
+
+
+def _sweep(root: Path, dedupe_window_s: float) -> None:
+    """Forget de-duplication markers older than the window; finish interrupted deletions."""
+    now = time.time()
+    for marker in (root / ".queue").glob("dedupe-*"):
+        try:
+            if now - marker.stat().st_mtime >= dedupe_window_s:
+                marker.unlink()
+        except FileNotFoundError:
+            pass
+    sweep_tombstones(root)
 
 
 def _paths(run_id: str, runs_dir: Path | None) -> RunPaths:

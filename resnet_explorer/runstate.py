@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,8 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
     "ACTIVE", "FINISHED", "RunPaths", "read_status", "write_status", "try_lock", "lock_is_held",
-    "read_jsonl",
+    "read_jsonl", "remove_run_dir", "sweep_tombstones",
+    "TOMBSTONE_PREFIX",
 ]
 
 QUEUED, RUNNING = "queued", "running"
@@ -38,6 +40,7 @@ COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED = (
     "completed", "failed", "cancelled", "diverged", "interrupted")
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED)
+TOMBSTONE_PREFIX = ".removed-"  # a run folder being deleted (hidden: listings skip it)
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,14 @@ def write_status(paths: RunPaths, durable: bool = True, **changes: Any) -> dict[
     return status
 
 
-def try_lock(path: Path) -> int | None:
-    """Open and exclusively lock `path` without waiting: the fd, or None if someone holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def try_lock(path: Path, create: bool = True) -> int | None:
+    """Open and exclusively lock `path` without waiting: the fd, or None if someone holds it.
+
+    Readers that only probe a run pass ``create=False``: creating the file would put a
+    fresh ``.lock`` into a folder that is being removed, leaving it behind half-deleted.
+    Then a missing file raises FileNotFoundError, which callers read as "the run is gone".
+    """
+    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
     if fcntl is None:  # pragma: no cover
         return fd
     try:
@@ -96,14 +104,39 @@ def try_lock(path: Path) -> int | None:
 
 
 def lock_is_held(path: Path) -> bool:
-    """True while some live process holds the lock on `path`."""
-    if fcntl is None or not path.exists():  # pragma: no cover
+    """True while some live process holds the lock on `path` (a missing lock file: False)."""
+    if fcntl is None:  # pragma: no cover
         return False
-    fd = try_lock(path)
+    try:
+        fd = try_lock(path, create=False)
+    except FileNotFoundError:
+        return False
     if fd is None:
         return True
     os.close(fd)  # closing releases our probe lock
     return False
+
+
+def remove_run_dir(paths: RunPaths) -> None:
+    """Delete a run folder so that no reader ever sees it half-deleted.
+
+    The folder is first renamed to a hidden tombstone (one atomic step: readers see the
+    whole run or nothing), then deleted. Call it while holding the run's lock.
+    """
+    tomb = paths.dir.parent / f"{TOMBSTONE_PREFIX}{paths.run_id}-{os.getpid()}"
+    try:
+        os.rename(paths.dir, tomb)
+    except FileNotFoundError:
+        return  # someone else removed it already
+    except OSError:  # a leftover tombstone of the same name: delete in place instead
+        tomb = paths.dir
+    shutil.rmtree(tomb, ignore_errors=True)
+
+
+def sweep_tombstones(runs_dir: Path) -> None:
+    """Finish deletions a killed process left half done (harmless if one is in progress)."""
+    for tomb in runs_dir.glob(f"{TOMBSTONE_PREFIX}*"):
+        shutil.rmtree(tomb, ignore_errors=True)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

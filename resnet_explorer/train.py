@@ -149,19 +149,26 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
             write_status(paths, total_steps=trainer.total_steps, arch=trainer.arch.to_dict(),
                          message=f"training: {trainer.epoch} of {cfg.epochs} epochs done")
         recorder = RunRecorder(paths, cfg, weights_dir, log, trainer) if main else None
+        if trainer.epoch >= cfg.epochs:
+            log(f"the checkpoint is from after the final epoch ({trainer.epoch}): nothing left to "
+                "train, saving the last model from it")
         result = trainer.fit(recorder)
         in_sync = dist.params_in_sync(trainer.model)
         if not in_sync:
             raise RuntimeError("the processes ended with different parameters (DDP out of sync)")
-        if not main:
+        if recorder is None:  # not rank 0: rank 0 saves and reports
             return {"state": COMPLETED}
-        assert recorder is not None and result.last_epoch is not None
-        recorder.save(trainer, recorder.last_name, result.last_epoch)
-        why = " (stopped by the time budget)" if result.stopped_by == "time" else ""
-        return _finish(paths, log, COMPLETED, f"{trainer.epoch} epochs{why}, best "
-                       f"validation accuracy {trainer.best_val_acc:.2%} (epoch {trainer.best_epoch})",
+        final = result.last_epoch or _final_record(paths, trainer)
+        recorder.save(trainer, recorder.last_name, final)
+        if result.stopped_by == "time":
+            done = f"{final['epoch']:.2f} of {cfg.epochs} epochs (stopped by the time budget)"
+        else:
+            done = f"{trainer.epoch} epochs"
+        best = (f"{trainer.best_val_acc:.2%} (epoch {trainer.best_epoch})"
+                if trainer.best_val_acc is not None else "not measured")
+        return _finish(paths, log, COMPLETED, f"{done}, best validation accuracy {best}",
                        last_model=recorder.last_name, ranks_in_sync=in_sync,
-                       elapsed_s=trainer.elapsed, final=result.last_epoch)
+                       elapsed_s=trainer.elapsed, final=final)
     except Cancelled:
         done = f" after {trainer.epoch} epoch(s)" if trainer else ""
         return _finish(paths, log, CANCELLED, f"cancelled{done}", main=main)
@@ -211,11 +218,13 @@ def _prepare(arch: ArchConfig, cfg: TrainConfig, paths: RunPaths, device: torch.
     trainer = Trainer(arch, cfg, data, device, dist)
     if resume and paths.checkpoint.exists():
         trainer.restore(paths.checkpoint.read_bytes())
-        if dist.is_main:
-            _truncate_metrics(paths, trainer.step)
         log(f"resumed from the checkpoint after epoch {trainer.epoch} (step {trainer.step})")
     elif resume:
         log("no checkpoint yet: starting from the beginning")
+    if resume and dist.is_main:
+        # Always, also without a checkpoint (step 0 clears them): else the replayed steps are
+        # logged twice and the curves jump back.
+        _truncate_metrics(paths, trainer.step)
     return trainer
 
 
@@ -223,6 +232,17 @@ def _truncate_metrics(paths: RunPaths, step: int) -> None:
     """Drop records logged after the checkpoint: the resumed run logs those steps again."""
     kept = [r for r in read_jsonl(paths.metrics) if r.get("step", 0) <= step]
     atomic_write_text(paths.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _final_record(paths: RunPaths, trainer: Trainer) -> dict[str, Any]:
+    """The final epoch's record for a run restored after its last epoch whose checkpoint
+    predates `last_epoch` in its progress: from metrics.jsonl, else the bare progress."""
+    epochs = [r for r in read_jsonl(paths.metrics) if r.get("kind") == "epoch"]
+    if epochs and epochs[-1].get("step") == trainer.step:
+        return epochs[-1]
+    return {"kind": "epoch", "epoch": trainer.epoch, "step": trainer.step,
+            "elapsed_s": trainer.elapsed, "best_val_acc": trainer.best_val_acc,
+            "best_epoch": trainer.best_epoch}
 
 
 def _finish(paths: RunPaths, log: RunLog, state: str, message: str, main: bool = True,

@@ -103,6 +103,7 @@ class Trainer:
         self.step = 0  # completed optimizer steps
         self.best_val_acc: float | None = None
         self.best_epoch = 0
+        self.last_record: dict[str, Any] | None = None  # the latest epoch record (checkpointed)
         self.elapsed_before = 0.0  # wall time of earlier sessions (resume)
         self._session_start = time.monotonic()
 
@@ -112,7 +113,9 @@ class Trainer:
         return self.elapsed_before + time.monotonic() - self._session_start
 
     def fit(self, callbacks: Callbacks | None = None) -> FitResult:
-        last, stopped = None, None
+        # Restored from the final epoch's checkpoint (the run died after it, e.g. while saving
+        # the last model): nothing is left to train; report the epoch the checkpoint recorded.
+        last, stopped = self.last_record if self.epoch >= self.cfg.epochs else None, None
         while self.epoch < self.cfg.epochs and stopped is None:
             stats, stopped = self.train_epoch(callbacks)
             self.epoch += 1
@@ -122,9 +125,11 @@ class Trainer:
                 stats.update(val_loss=val_loss, val_acc=val_acc)
                 if self.best_val_acc is None or val_acc > self.best_val_acc:
                     self.best_val_acc, self.best_epoch = val_acc, self.epoch
-            stats.update(kind="epoch", epoch=self.epoch, step=self.step, elapsed_s=self.elapsed,
+            # A time-budget stop mid-epoch records the fraction trained, not a whole epoch.
+            done = self.epoch if stopped is None else self.step / self.steps_per_epoch
+            stats.update(kind="epoch", epoch=done, step=self.step, elapsed_s=self.elapsed,
                          best_val_acc=self.best_val_acc, best_epoch=self.best_epoch)
-            last = stats
+            self.last_record = last = stats
             if callbacks is not None and self.dist.is_main:
                 callbacks.on_epoch(stats, self)
         return FitResult(last, stopped)
@@ -242,7 +247,8 @@ class Trainer:
                     scalars[f"{pid}.{key}"] = value
         progress = {"epoch": self.epoch, "step": self.step, "best_val_acc": self.best_val_acc,
                     "best_epoch": self.best_epoch, "elapsed_s": self.elapsed,
-                    "param_groups": opt["param_groups"], "optim_scalars": scalars}
+                    "last_epoch": self.last_record, "param_groups": opt["param_groups"],
+                    "optim_scalars": scalars}
         return save_safetensors(tensors, metadata={"format": CHECKPOINT_FORMAT,
                                                    "progress": json.dumps(progress)})
 
@@ -265,6 +271,7 @@ class Trainer:
         self.epoch, self.step = progress["epoch"], progress["step"]
         self.best_val_acc, self.best_epoch = progress["best_val_acc"], progress["best_epoch"]
         self.elapsed_before = progress["elapsed_s"]
+        self.last_record = progress.get("last_epoch")  # absent in checkpoints of older versions
         self._session_start = time.monotonic()
 
 

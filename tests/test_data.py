@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from resnet_explorer import data, data_files
+from resnet_explorer import data, data_files, data_zip
 from resnet_explorer.data import DataError, describe_dataset, load_dataset
 from resnet_explorer.data_zip import ZipLimits, extract_zip
 from resnet_explorer.transforms import Augment, BatchTransform, Preprocess
@@ -285,3 +285,67 @@ def test_unknown_sources_and_upload_names_that_are_paths_are_refused(tmp_path):
         load_dataset("upload", channels=3, image_size=8, data_path="../../etc", root=tmp_path)
     assert set(data.SOURCES) >= {"digits", "cifar10", "cifar100", "mnist", "fashionmnist",
                                  "imagenette", "folder", "upload"}
+
+
+def _damage_first_entry(raw: bytes) -> bytes:
+    """The first entry's compressed bytes overwritten: a broken deflate stream."""
+    out = bytearray(raw)
+    info = zipfile.ZipFile(io.BytesIO(raw)).infolist()[0]
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    out[start:start + info.compress_size] = b"\xff" * info.compress_size
+    return bytes(out)
+
+
+def _noisy_png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_damaged_zips_are_refused_or_their_damaged_entries_skipped_never_a_traceback(tmp_path):
+    entries = {f"{c}/{i}.png": _noisy_png(n * 3 + i) for n, c in enumerate(("cat", "dog"))
+               for i in range(3)}
+    report = extract_zip(_damage_first_entry(_zip(entries)), "d.zip", root=tmp_path)  # zlib.error
+    assert report.corrupt == 1 and report.classes == {"cat": 2, "dog": 3}
+    assert "cat/0.png: damaged in the zip" in report.problems[0]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo("a/1.png")
+        info.extract_version = 99  # a zip version Python cannot read: NotImplementedError
+        z.writestr(info, _png((1, 2, 3)))
+    with pytest.raises(DataError, match="not a readable zip file"):
+        extract_zip(buf.getvalue(), "new.zip", root=tmp_path)
+    # Random damage anywhere (also EOFError from a truncated stream): a DataError or a report.
+    rng, base = np.random.default_rng(0), _zip(entries)
+    for attempt in range(300):
+        raw = bytearray(base)
+        for at in rng.integers(0, len(raw), int(rng.integers(1, 9))):
+            raw[at] = int(rng.integers(0, 256))
+        try:
+            extract_zip(bytes(raw), f"f{attempt}.zip", root=tmp_path / "fuzz")
+        except DataError:
+            pass
+
+
+def test_zip_bombs_of_small_entries_are_refused(tmp_path):
+    small = {"a/1.bmp": b"BM" + bytes(8_000), "b/1.png": _png((0, 0, 0))}  # one 8 KB entry, 100:1+
+    with pytest.raises(DataError, match="zip bomb"):
+        extract_zip(_zip(small), "small.zip", root=tmp_path)
+    # Each entry under 4 KiB (no per-entry check) but 200 KB from a zip of a few KB.
+    many = {f"{'ab'[i % 2]}/{i}.bmp": b"BM" + bytes(4_000) for i in range(50)}
+    with pytest.raises(DataError, match="times its size; the limit is 20"):
+        extract_zip(_zip(many), "many.zip", root=tmp_path)
+
+
+def test_the_page_extracts_an_upload_once_and_remembers_a_refusal(tmp_path, monkeypatch):
+    cache: dict = {}
+    bad = b"PK\x03\x04 garbage"
+    first = data_zip.extract_upload(cache, "id-1", bad, "bad.zip", root=tmp_path)
+    assert isinstance(first, str) and "not a readable zip" in first
+    calls = []
+    monkeypatch.setattr(data_zip, "extract_zip", lambda *a, **k: calls.append(a) or 1 / 0)
+    assert data_zip.extract_upload(cache, "id-1", bad, "bad.zip", root=tmp_path) == first
+    assert not calls  # a rerun does not extract a refused upload again
+    broken = data_zip.extract_upload(cache, "id-2", bad, "x.zip", root=tmp_path)
+    assert broken == "could not extract x.zip: ZeroDivisionError: division by zero" and calls

@@ -100,6 +100,7 @@ def test_a_dead_run_found_by_a_reader_is_marked_interrupted(tmp_path):
     run_id = "20250101-000000-digits-abcd"
     paths = RunPaths(tmp_path / run_id)
     paths.dir.mkdir()
+    paths.lock.touch()  # every run has one from its start (a folder without one is being deleted)
     write_status(paths, state="running", created=1.0, epoch=3.5, epochs=10)
     assert runs.list_runs(tmp_path)[0].state == "interrupted"
     assert read_status(paths)["state"] == "interrupted"  # recorded, not just displayed

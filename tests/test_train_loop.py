@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
-from resnet_explorer import fileio, store
+from resnet_explorer import fileio, store, train_loop
 from resnet_explorer.data import load_dataset
 from resnet_explorer.runstate import RunPaths, read_jsonl, read_status, try_lock
 from resnet_explorer.train import RunRecorder, run_training
@@ -159,3 +161,62 @@ def test_bf16_autocast_and_channels_last_paths_train_on_the_cpu_too(tmp_path):
     assert status["state"] == "completed"
     model, _ = store.load_model("run-last", tmp_path / "w")
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_resuming_a_run_that_died_after_its_final_checkpoint_just_saves_the_last_model(
+        tmp_path, monkeypatch):
+    cfg = replace(TINY_TRAIN, epochs=1)
+    real_save = store.save_model
+
+    def disk_full_for_last(model, sidecar, name, weights_dir):
+        if name.endswith("-last"):
+            raise OSError(28, "No space left on device")
+        return real_save(model, sidecar, name, weights_dir)
+
+    monkeypatch.setattr(store, "save_model", disk_full_for_last)
+    status, paths = train(tmp_path, cfg)
+    assert status["state"] == "failed" and "No space left" in status["message"]
+    monkeypatch.undo()
+    final = {k[6:]: v for k, v in load_safetensors(paths.checkpoint.read_bytes()).items()
+             if k.startswith("model.")}
+    status, _ = train(tmp_path, cfg, resume=True)
+    assert status["state"] == "completed", status["message"]
+    assert status["final"]["epoch"] == 1 and "val_acc" in status["final"]
+    model, side = store.load_model("run-last", tmp_path / "w")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in final.items())
+    assert side["metrics"]["val_acc"] == status["final"]["val_acc"]
+    # A checkpoint written before it carried the last epoch's record: taken from metrics.jsonl.
+    payload = paths.checkpoint.read_bytes()
+    tensors, meta = load_safetensors(payload), train_loop._metadata(payload)
+    progress = json.loads(meta["progress"])
+    del progress["last_epoch"]
+    paths.checkpoint.write_bytes(save_safetensors(tensors, {**meta, "progress": json.dumps(progress)}))
+    status, _ = train(tmp_path, cfg, resume=True)
+    assert status["state"] == "completed" and status["final"]["val_acc"] == side["metrics"]["val_acc"]
+    assert [r["epoch"] for r in read_jsonl(paths.metrics) if r["kind"] == "epoch"] == [1]
+
+
+def test_resuming_without_a_checkpoint_logs_every_step_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_loop, "LOG_INTERVAL_S", 0.0)  # a record per step
+    cfg = replace(TINY_TRAIN, epochs=1, batch_size=16)
+    checks = iter(range(1, 10_000))
+    monkeypatch.setattr(RunRecorder, "should_stop", lambda self: "cancel" if next(checks) == 20 else None)
+    status, paths = train(tmp_path, cfg)
+    assert status["state"] == "cancelled" and not paths.checkpoint.exists()
+    assert len(read_jsonl(paths.metrics)) == 19
+    monkeypatch.setattr(RunRecorder, "should_stop", lambda self: None)
+    status, _ = train(tmp_path, cfg, resume=True)
+    steps = [r["step"] for r in read_jsonl(paths.metrics) if r["kind"] == "step"]
+    assert status["state"] == "completed" and steps == list(range(1, status["total_steps"] + 1))
+
+
+def test_a_time_budget_stop_mid_epoch_records_the_fraction_of_an_epoch_trained(tmp_path, monkeypatch):
+    checks = iter(range(1, 10_000))
+    monkeypatch.setattr(RunRecorder, "should_stop", lambda self: "time" if next(checks) == 5 else None)
+    status, paths = train(tmp_path)
+    per_epoch = status["total_steps"] // TINY_TRAIN.epochs
+    assert status["state"] == "completed" and status["final"]["step"] == 5
+    assert per_epoch > 5 and status["final"]["epoch"] == pytest.approx(5 / per_epoch)
+    assert f"{5 / per_epoch:.2f} of 3 epochs (stopped by the time budget)" in status["message"]
+    assert [r["epoch"] for r in read_jsonl(paths.metrics) if r["kind"] == "epoch"] == \
+        [status["final"]["epoch"]]
