@@ -8,7 +8,8 @@ import streamlit as st
 from resnet_explorer.analysis import Analysis
 from resnet_explorer.analysis_charts import activation_memory, block_macs, diagram, stage_bars
 from resnet_explorer.analysis_report import (
-    changed_blocks, changes_frame, compare_layers, layer_frame, mib, si, stage_frame)
+    changed_blocks, changes_frame, compare_layers, layer_frame, mib, other_flops_text, si,
+    stage_frame)
 from resnet_explorer.config import BASELINE, PRESETS, ArchConfig, ConfigError
 from ui.analysis_cache import cached_analysis, cached_torchinfo
 from ui.state import current_arch
@@ -69,12 +70,11 @@ for col, (label, attr, fmt) in zip(st.columns(len(cards)), cards):
     value, base = getattr(mine, attr), getattr(other, attr) if other is not None else None
     col.metric(label, fmt(value), _delta(value, base, fmt), delta_color="inverse",
                help=f"{value:,}" + (f" (comparison: {base:,})" if base is not None else ""))
-by_class = ", ".join(f"{k} {si(v)}" for k, v in mine.other_flops_by_class().items())
 st.caption(
     f"Deltas against **{other_label}**. MACs are the multiply-accumulates of convolutions and "
     "linear layers — the figure torchvision quotes as “GFLOPS” (3.664 for ResNet34 at "
-    f"224×224). FLOPs = 2 × MACs + other FLOPs; other FLOPs here: {by_class}. Activation "
-    f"memory is what autograd keeps for one training step at batch {batch} "
+    f"224×224). FLOPs = 2 × MACs + other FLOPs; other FLOPs here: {other_flops_text(mine)}. "
+    f"Activation memory is what autograd keeps for one training step at batch {batch} "
     f"(bf16: {mib(mine.activation_bytes_bf16)}).")
 
 changes = compare_layers(mine, other) if other is not None else None
@@ -114,7 +114,7 @@ with t_diagram:
                "Red outline: differs from the comparison.")
 
 with t_diff:
-    if other is None or changes is None:
+    if changes is None:
         st.info("Choose a valid comparison configuration to see the differences.")
     elif not changes:
         st.success(f"Layer by layer identical to {other_label}.")

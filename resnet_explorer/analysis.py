@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = _load_config(args)
-        size = parse_input_size(args.input) if args.input else (cfg.in_channels, 224, 224)
+        size = parse_input_size(args.input) if args.input else None  # C×224×224
         result = analyze(cfg, size, args.batch)
         print(text_report(result))
         if args.torchinfo:

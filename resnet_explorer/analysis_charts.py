@@ -8,7 +8,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from .analysis import Analysis, BlockSummary
-from .analysis_report import MIB, si
+from .analysis_report import MIB, shape_text, si
+from .config import MAX_STAGES
 
 Labelled = tuple[str, Analysis]  # legend label and its analysis
 HIGHLIGHT = "#d62728"
@@ -16,11 +17,11 @@ _SHORT_KIND = {"BasicBlock": "basic", "Bottleneck": "bottleneck", "PreActBlock":
 _SHORT_SHORTCUT = {"identity": "id", "1×1 projection": "1×1 proj", "avg-pool + 1×1": "pool+1×1",
                    "zero-pad": "zero-pad"}
 _CONFIG_COLOURS = ("#1f77b4", "#ff7f0e")
+_STAGE_ORDER = ("stem", *(f"stage {i}" for i in range(1, MAX_STAGES + 1)), "head")
 
 
 def _stage_colour(stage: str) -> str:
-    order = ["stem"] + [f"stage {i}" for i in range(1, 7)] + ["head"]
-    return qualitative.Set2[order.index(stage) % len(qualitative.Set2)]
+    return qualitative.Set2[_STAGE_ORDER.index(stage) % len(qualitative.Set2)]
 
 
 def stage_bars(configs: list[Labelled]) -> go.Figure:
@@ -66,7 +67,7 @@ def activation_memory(configs: list[Labelled]) -> go.Figure:
 def _block_label(b: BlockSummary) -> str:
     if b.stage == "head":
         return f"head → {b.out_shape[-1]}"
-    side = "×".join(map(str, b.out_shape[2:]))
+    side = shape_text(b.out_shape[2:])
     if b.stage == "stem":
         return f"stem · {side}"
     kind, shortcut = _SHORT_KIND.get(b.kind, b.kind), _SHORT_SHORTCUT.get(b.shortcut, b.shortcut)
@@ -83,8 +84,8 @@ def _diagram_trace(a: Analysis, highlight: set[str]) -> go.Bar:
                     line=dict(color=[HIGHLIGHT if b.name in highlight else "rgba(0,0,0,0.25)"
                                      for b in blocks],
                               width=[4 if b.name in highlight else 1 for b in blocks])),
-        customdata=[[b.name, b.kind, b.shortcut or "—", "×".join(map(str, b.in_shape)),
-                     "×".join(map(str, b.out_shape)), f"{b.params:,}", si(b.macs),
+        customdata=[[b.name, b.kind, b.shortcut or "—", shape_text(b.in_shape),
+                     shape_text(b.out_shape), f"{b.params:,}", si(b.macs),
                      "changed" if b.name in highlight else ""] for b in blocks],
         hovertemplate=("<b>%{customdata[0]}</b> %{customdata[1]}<br>shortcut: %{customdata[2]}"
                        "<br>%{customdata[3]} → %{customdata[4]}<br>params %{customdata[5]}, "
@@ -96,15 +97,12 @@ def diagram(a: Analysis, highlight: set[str] = frozenset(),
             other: Labelled | None = None, other_highlight: set[str] = frozenset()) -> go.Figure:
     """Stem, blocks and head left to right: height = output channels (log scale), label =
     resolution · block type · shortcut, colour = stage, red outline = differs from the other."""
-    rows = 2 if other else 1
+    panels = [(a, highlight)] + ([(other[1], other_highlight)] if other else [])
+    rows = len(panels)
     titles = ("this configuration",) + ((other[0],) if other else ())
     fig = make_subplots(rows=rows, cols=1, subplot_titles=titles, vertical_spacing=0.12)
-    fig.add_trace(_diagram_trace(a, set(highlight)), row=1, col=1)
-    if other:
-        fig.add_trace(_diagram_trace(other[1], set(other_highlight)), row=2, col=1)
-    for row, analysis in ((1, a), (2, other[1] if other else None)):
-        if analysis is None:
-            continue
+    for row, (analysis, marks) in enumerate(panels, start=1):
+        fig.add_trace(_diagram_trace(analysis, marks), row=row, col=1)
         fig.update_xaxes(tickvals=list(range(len(analysis.blocks))),
                          ticktext=[b.name for b in analysis.blocks], tickangle=-45, row=row, col=1)
         fig.update_yaxes(type="log", title_text="channels", row=row, col=1)

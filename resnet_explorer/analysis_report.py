@@ -106,17 +106,20 @@ def changes_frame(changes: list[LayerChange]) -> pd.DataFrame:
                          "what": [c.detail for c in changes]})
 
 
+def other_flops_text(a: Analysis) -> str:
+    """'norm 12.3 M, activation 1.83 M, …': other FLOPs by operation class."""
+    return ", ".join(f"{k} {si(v)}" for k, v in a.other_flops_by_class().items())
+
+
 def totals(a: Analysis) -> list[tuple[str, str]]:
     """Label and value of every headline figure, worded as the page and the CLI show them."""
-    c, h, w = a.input_size
-    by_class = ", ".join(f"{k} {si(v)}" for k, v in a.other_flops_by_class().items())
     training = (f"{mib(a.activation_bytes)} fp32, {mib(a.activation_bytes_bf16)} bf16"
                 + (f" (training would fail: {a.training_error})" if a.training_error else ""))
     return [
-        ("input", f"batch {a.batch} × {c}×{h}×{w}"),
+        ("input", f"batch {a.batch} × {shape_text(a.input_size)}"),
         ("parameters", f"{a.params:,} ({mib(a.param_bytes)} in fp32)"),
         ("MACs (multiply-adds)", f"{a.macs:,} ({si(a.macs)}; what torchvision calls GFLOPS)"),
-        ("other FLOPs", f"{a.other_flops:,} ({by_class})"),
+        ("other FLOPs", f"{a.other_flops:,} ({other_flops_text(a)})"),
         ("FLOPs = 2 × MACs + other", f"{a.flops:,} ({si(a.flops)})"),
         ("activation memory, training", training),
         ("output", shape_text(a.output_shape)),
@@ -124,8 +127,9 @@ def totals(a: Analysis) -> list[tuple[str, str]]:
 
 
 def text_report(a: Analysis) -> str:
-    width = max(len(label) for label, _ in totals(a))
-    head = [a.cfg.short_name()] + [f"  {label:<{width}}  {value}" for label, value in totals(a)]
+    figures = totals(a)
+    width = max(len(label) for label, _ in figures)
+    head = [a.cfg.short_name()] + [f"  {label:<{width}}  {value}" for label, value in figures]
     fmt = {"float_format": lambda v: f"{v:,.2f}", "index": False, "line_width": 250}
     stages, layers = stage_frame(a).to_string(**fmt), layer_frame(a).to_string(**fmt)
     return "\n".join(head) + "\n\nStages\n" + stages + "\n\nLayers\n" + layers
