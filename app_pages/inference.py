@@ -11,10 +11,11 @@ from resnet_explorer.inference import MAX_FILES, FileResult, Predictor, results_
 from resnet_explorer.inference_charts import topk_figure
 from resnet_explorer.model_import import (
     MAX_MODEL_BYTES, ImportRefused, import_imagenet_transfer, import_model)
+from resnet_explorer.paths import weights_dir
 from resnet_explorer.pretrained import (
     RESNET34_IMAGENET, PretrainedUnavailable, checkpoint_fingerprint, download_checkpoint,
     where_to_put)
-from ui.inference_cache import current_weights_dir, imagenet_predictor, stored_predictor
+from ui.inference_cache import imagenet_predictor, stored_predictor
 from ui.state import current_arch
 
 IMAGENET = "imagenet (torchvision)"  # picker entry; stored model names cannot contain spaces
@@ -23,7 +24,7 @@ RESULTS = "inf_results"
 COLUMNS = 3
 
 st.title("Inference")
-folder = current_weights_dir()
+folder = weights_dir()  # per run: $RESNET_EXPLORER_HOME may differ between tests
 if FLASH in st.session_state:
     kind, text = st.session_state.pop(FLASH)
     getattr(st, kind)(text)
@@ -60,11 +61,11 @@ def _download() -> None:
         _finish("success", f"Downloaded and verified {path.name}.")
 
 
-def _predictor(choice: str) -> Predictor | None:
+def _predictor(choice: str, model_key: str) -> Predictor | None:
     try:
         if choice == IMAGENET:
-            return imagenet_predictor(imagenet_key, str(folder))
-        return stored_predictor(choice, usable[choice].fingerprint, str(folder))
+            return imagenet_predictor(model_key, str(folder))
+        return stored_predictor(choice, model_key, str(folder))
     except Exception as exc:  # a damaged file must cost this model, not the page
         st.error(f"The model could not be loaded: {exc}")
         return None
@@ -72,6 +73,7 @@ def _predictor(choice: str) -> Predictor | None:
 
 # ----- model --------------------------------------------------------------------------------
 choice = st.selectbox("Model", [IMAGENET, *usable], format_func=_label, key="inf_model")
+model_key = imagenet_key if choice == IMAGENET else usable[choice].fingerprint
 predictor: Predictor | None = None
 if choice == IMAGENET and imagenet_key is None:
     st.info(f"The ImageNet weights are not on this machine. To add them offline, "
@@ -79,7 +81,7 @@ if choice == IMAGENET and imagenet_key is None:
     if st.button("Download the ImageNet weights (~87 MB)", key="inf_download"):
         _download()
 else:
-    predictor = _predictor(choice)
+    predictor = _predictor(choice, model_key)
 if predictor is not None:
     card = predictor.card
     pre = card.preprocess
@@ -101,7 +103,6 @@ uploads = [*(files or []), *([shot] if shot is not None else [])]
 
 if predictor is not None and uploads:
     # Widget changes rerun the script; classify again only when the inputs changed.
-    model_key = imagenet_key if choice == IMAGENET else usable[choice].fingerprint
     key = (choice, model_key, tuple((u.name, u.size, getattr(u, "file_id", "")) for u in uploads),
            k, show_cam)
     cached = st.session_state.get(RESULTS)

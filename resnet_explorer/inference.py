@@ -203,10 +203,8 @@ class Predictor:
                 out.extend((top, None) for top in self._topk(logits, k))
                 continue
             x = self.to_input(chunk)
-            with torch.no_grad():  # not inference_mode: the head is differentiated next
-                features = self._model.forward_features(x)
             # One forward pass gives both: the logits come from the differentiated head.
-            cams, logits = gradcam.cam_from_features(self._model, features)
+            cams, logits = gradcam.grad_cam(self._model, x)
             maps = gradcam.upsample_cams(cams, (x.shape[-2], x.shape[-1]))
             for top, crop, heat in zip(self._topk(logits, k), chunk, maps):
                 out.append((top, gradcam.overlay(crop, heat)))

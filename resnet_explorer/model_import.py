@@ -43,7 +43,6 @@ __all__ = ["ImportRefused", "ImportedModel", "check_state_dict", "read_safetenso
            "MAX_MODEL_BYTES"]
 
 MAX_MODEL_BYTES = 512 * 2**20
-MAX_SIDECAR_BYTES = 2 * 2**20  # 100,000 class names fit comfortably
 MAX_HEADER_BYTES = 16 * 2**20
 _DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32")  # safetensors names; cast on import
 
@@ -173,7 +172,7 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
 
     Items are (file name, bytes) pairs or objects with .name and .getvalue().
     """
-    weights: tuple[str, bytes] | None = None
+    weights: tuple[str, bytes, str] | None = None
     sidecar: tuple[str, bytes] | None = None
     for item in files:
         fname, data = item if isinstance(item, tuple) else (item.name, item.getvalue())
@@ -192,13 +191,13 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
         if kind == "json":
             sidecar = (fname, data)
         else:
-            weights = (fname, data)
+            weights = (fname, data, kind)
     if weights is None:
         raise ImportRefused("no weights file: upload a .safetensors or .pth/.pt file")
-    fname, data = weights
+    fname, data, kind = weights
     notes: list[str] = []
     card = _read_sidecar(*sidecar, data) if sidecar else None
-    if _kind(fname, data) == "safetensors":
+    if kind == "safetensors":
         if card is None:
             raise ImportRefused(f"{fname}: a .safetensors file needs its .json sidecar "
                                 "(architecture, classes, preprocessing); upload both together")
@@ -224,7 +223,7 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
 
 def _read_sidecar(fname: str, raw: bytes, weights: bytes) -> ModelCard:
     try:
-        data = parse_json_object(raw, max_bytes=MAX_SIDECAR_BYTES)
+        data = parse_json_object(raw, max_bytes=store.MAX_SIDECAR_BYTES)
         card = ModelCard.from_sidecar({**data, "source": data.get("source", "imported")})
     except ConfigError as exc:
         raise ImportRefused(f"{fname}: {exc}") from None
@@ -244,10 +243,7 @@ def import_model(files: Iterable[Any], current_arch: ArchConfig, name: str | Non
     """Check and save into the store; refuses to overwrite an existing model."""
     imported = prepare_import(files, current_arch, name)
     card = imported.card
-    existing = {m.name for m in store.list_models(weights_dir)}
-    if card.name in existing:
-        raise ImportRefused(f"a model named {card.name!r} already exists; choose another name")
-    try:  # the check above gives the early message; this one holds against a concurrent import
+    try:  # refuses an existing name, even one taken by a concurrent import
         store.save_model(imported.state_dict, card.to_sidecar(), card.name, weights_dir,
                          overwrite=False)
     except ConfigError as exc:
@@ -263,8 +259,7 @@ def import_imagenet_transfer(cfg: ArchConfig, name: str, weights_dir: Path | Non
     The report lists what was re-initialised: tensors the variant adds (fresh), and tensors
     whose shape changed (e.g. the classifier when the class count is not 1000).
     """
-    check_model_name(name)
-    if name in {m.name for m in store.list_models(weights_dir)}:
+    if store.model_files(name, weights_dir)[0].exists():  # model_files checks the name too
         raise ImportRefused(f"a model named {name!r} already exists; choose another name")
     model, report = transfer_imagenet(cfg, weights_dir=weights_dir, download=download)
     sidecar = imagenet_sidecar(RESNET34_IMAGENET, cfg, name=name)

@@ -35,6 +35,7 @@ from torchvision.models import ResNet34_Weights
 from .config import BASELINE, ArchConfig
 from .model import ResNet, TransferReport, build_model, transfer_weights
 from .paths import weights_dir as default_weights_dir
+from .sidecar import FORMAT
 from .transforms import Preprocess
 
 __all__ = [
@@ -257,7 +258,7 @@ def imagenet_sidecar(spec: PretrainedSpec = RESNET34_IMAGENET, cfg: ArchConfig =
                          (sum(pre.mean) / 3,), (sum(pre.std) / 3,))
     classes = (list(spec.categories) if cfg.num_classes == len(spec.categories)
                else [f"class {i}" for i in range(cfg.num_classes)])
-    return {"format": "resnet-explorer/1", "name": name, "arch": cfg.to_dict(), "train": None,
+    return {"format": FORMAT, "name": name, "arch": cfg.to_dict(), "train": None,
             "class_names": classes, **pre.to_sidecar(), "metrics": {}, "run_id": None,
             "source": "imagenet"}
 

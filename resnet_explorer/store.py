@@ -69,35 +69,39 @@ def save_model(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], side
 
 def read_sidecar(name: str, weights_dir: Path | None = None) -> dict[str, Any]:
     """The validated sidecar dict of a stored model (no tensors read)."""
+    return _read_sidecar(name, weights_dir)[0]
+
+
+def _read_sidecar(name: str, weights_dir: Path | None) -> tuple[dict[str, Any], ModelCard]:
+    """The sidecar dict and its card, validated once."""
     _, sidecar_path = model_files(name, weights_dir)
     try:
         raw = sidecar_path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"model {name!r}: the sidecar {sidecar_path.name} is missing") from None
     data = parse_json_object(raw, max_bytes=MAX_SIDECAR_BYTES)
-    ModelCard.from_sidecar(data)
-    if data["name"] != name:
-        raise ConfigError(f"model {name!r}: its sidecar names it {data['name']!r}")
-    return data
+    card = ModelCard.from_sidecar(data)
+    if card.name != name:
+        raise ConfigError(f"model {name!r}: its sidecar names it {card.name!r}")
+    return data, card
 
 
 def load_model(name: str, weights_dir: Path | None = None,
                device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a stored model in eval mode; every check happens before the weights are used."""
     weights_path, _ = model_files(name, weights_dir)
-    sidecar = read_sidecar(name, weights_dir)
+    sidecar, card = _read_sidecar(name, weights_dir)
     try:
         payload = weights_path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"model {name!r}: the weights file {weights_path.name} is missing") from None
-    if sidecar.get("sha256") and hashlib.sha256(payload).hexdigest() != sidecar["sha256"]:
+    if card.sha256 and hashlib.sha256(payload).hexdigest() != card.sha256:
         raise ConfigError(f"model {name!r}: the weights file does not match its sidecar "
                           "(changed or replaced after saving)")
     try:
         tensors = load_safetensors(payload)
     except (SafetensorError, ValueError) as exc:
         raise ConfigError(f"model {name!r}: the weights file is damaged ({exc})") from None
-    card = ModelCard.from_sidecar(sidecar)
     tensors = _checked(tensors, card.arch, name)
     model = build_model(card.arch)
     model.load_state_dict(tensors, strict=True)
@@ -160,7 +164,7 @@ class ModelInfo:
 
 def read_model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
     """The checked sidecar of a stored model, typed; ConfigError if missing or invalid."""
-    return ModelCard.from_sidecar(read_sidecar(name, weights_dir))
+    return _read_sidecar(name, weights_dir)[1]
 
 
 def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:

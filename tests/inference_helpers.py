@@ -23,6 +23,16 @@ def sidecar_for(cfg: ArchConfig = TINY, name: str = "tiny", **changes) -> dict:
     return side
 
 
+class CreatesFile:
+    """Unpickling this calls open(path, "w"): the file's existence proves code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)

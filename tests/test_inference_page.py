@@ -17,7 +17,7 @@ from resnet_explorer import store
 from resnet_explorer.config import ArchConfig
 from resnet_explorer.model import build_model
 from resnet_explorer.pretrained import RESNET34_IMAGENET
-from tests.inference_helpers import TINY, encode, sidecar_for
+from tests.inference_helpers import TINY, CreatesFile, encode, sidecar_for
 
 TIMEOUT = 90
 
@@ -115,14 +115,6 @@ def test_imagenet_weights_from_the_weights_folder_classify_like_torchvision(home
     assert "fc.weight: (1000, 512) → (10, 512)" in message and "Re-initialised" in message
     card = store.read_model_card("se-from-imagenet", home / "weights")
     assert card.source == "imagenet" and card.preprocess.resize == 256
-
-
-class CreatesFile:
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
 
 
 def test_import_rename_and_delete_through_the_page(with_tiny, tmp_path):

@@ -16,7 +16,7 @@ from resnet_explorer.config import BASELINE, ArchConfig, ConfigError
 from resnet_explorer.model import build_model
 from resnet_explorer.model_import import ImportRefused, prepare_import
 from resnet_explorer.sidecar import ModelCard, check_model_name
-from tests.inference_helpers import TINY, sidecar_for
+from tests.inference_helpers import TINY, CreatesFile, sidecar_for
 
 def torch_bytes(obj) -> bytes:
     buf = io.BytesIO()
@@ -83,16 +83,6 @@ def test_torchvision_resnet34_pth_gets_imagenet_names_and_preprocessing():
 
 
 # ----- refused ---------------------------------------------------------------------------------
-class CreatesFile:
-    """Unpickling this calls open(path, "w"): the file's existence proves code ran."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_code_running_pickles_are_refused_and_nothing_runs(tmp_path, state):
     target = tmp_path / "pwned.txt"
     payloads = {

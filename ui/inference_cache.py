@@ -8,7 +8,6 @@ import streamlit as st
 
 from resnet_explorer.devices import resolve_device
 from resnet_explorer.inference import Predictor
-from resnet_explorer.paths import weights_dir
 
 
 # The fingerprint (sha256, size, mtime of the file in use) is part of the key, so a model
@@ -23,7 +22,3 @@ def stored_predictor(name: str, fingerprint: str, folder: str) -> Predictor:
 def imagenet_predictor(fingerprint: str, folder: str) -> Predictor:
     return Predictor.imagenet(weights_dir=Path(folder), download=False,
                               device=resolve_device("auto"))
-
-
-def current_weights_dir() -> Path:
-    return weights_dir()  # read per call: $RESNET_EXPLORER_HOME may differ between tests
