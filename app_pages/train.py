@@ -174,8 +174,7 @@ if st.session_state.get(SELECTED) not in ids:
 run_id = st.selectbox("Run", ids, key=SELECTED)
 
 
-def _render(run_id: str) -> None:
-    info = runs.get_run(run_id, runs_dir())
+def _render(run_id: str, info: runs.RunInfo | None) -> None:
     if info is None:
         st.info("This run was removed.")
         return
@@ -215,16 +214,16 @@ def _render(run_id: str) -> None:
                 st.info(f"Open the Inference page and choose {model}.")
 
 
-# A live fragment only while the run can change; it reruns the whole page once the run ends
-# so the run table and buttons catch up.
-selected = runs.get_run(run_id, runs_dir())
-if selected is not None and selected.active:
+# A live fragment only while the run can change: it re-reads the run each tick and reruns the
+# whole page once the run ends so the run table and buttons catch up.
+selected = all_runs[ids.index(run_id)]
+if selected.active:
     @st.fragment(run_every=REFRESH_S)
     def _live() -> None:
-        _render(run_id)
-        now = runs.get_run(run_id, runs_dir())
-        if now is None or not now.active:
+        info = runs.get_run(run_id, runs_dir())
+        _render(run_id, info)
+        if info is None or not info.active:
             st.rerun(scope="app")
     _live()
 else:
-    _render(run_id)
+    _render(run_id, selected)

@@ -32,7 +32,7 @@ from .transforms import Augment, Preprocess, fit_side
 
 __all__ = [
     "SOURCES", "SourceInfo", "DataError", "ImageData", "DatasetSummary", "load_dataset",
-    "describe_dataset", "crop_resize_for", "stratified_split",
+    "describe_dataset", "crop_resize_for",
 ]
 
 MAX_DATASET_BYTES = 4 * 2**30  # stored uint8 images; beyond this ask for a limit or smaller size

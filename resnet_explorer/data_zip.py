@@ -150,8 +150,6 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__  # EOFError has no message
 
 
-
-
 def _select_entries(archive: zipfile.ZipFile, report: UploadReport, limits: ZipLimits,
                     zip_bytes: int) -> list[Entry]:
     infos = archive.infolist()

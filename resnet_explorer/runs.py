@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["RunInfo", "RunMetrics", "start_run", "list_runs", "get_run", "cancel_run", "resume_run",
-           "read_metrics", "log_tail", "run_configs", "device_key", "gpu_count", "RESUMABLE"]
+           "read_metrics", "log_tail", "device_key", "gpu_count", "RESUMABLE"]
 
 RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
 SLOTS_ENV = "RESNET_EXPLORER_RUNS_PER_DEVICE"
@@ -185,7 +185,7 @@ def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
         launch["marker"] = f"{time.time_ns():020d}-{run_id}"
         atomic_write_json(paths.launch, launch)
         paths.cancel.unlink(missing_ok=True)
-        resumes = int(read_status(paths).get("resumes", 0)) + 1
+        resumes = int(settled.get("resumes", 0)) + 1
         write_status(paths, state=QUEUED, message="queued to resume", queued_at=time.time(),
                      resumes=resumes, finished=None)
         _enqueue_and_launch(paths, launch, fd, resume=True)
@@ -217,14 +217,11 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
         return []
     out = []
     for folder in root.iterdir():
-        # Hidden names: the queue folder and runs being deleted (runstate.remove_run_dir).
-        if folder.name.startswith(".") or not _RUN_ID.fullmatch(folder.name) or not folder.is_dir():
-            continue
-        paths = RunPaths(folder)
-        status = read_status(paths)
-        settled = _settle(paths, status) if status else None
-        if settled:  # else being created, or removed under us
-            out.append(RunInfo.from_status(folder.name, settled))
+        # Run ids only: skips the hidden queue folder and runs being deleted (remove_run_dir).
+        if _RUN_ID.fullmatch(folder.name) and folder.is_dir():
+            info = get_run(folder.name, root)
+            if info is not None:  # else being created, or removed under us
+                out.append(info)
     return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
 
 
@@ -294,12 +291,6 @@ def log_tail(run_id: str, runs_dir: Path | None = None, lines: int = 30,
     # Progress bars (downloads) rewrite one line with carriage returns: keep the last state.
     rows = [row.rsplit("\r", 1)[-1] for row in text.splitlines()]
     return "\n".join(rows[-lines:])
-
-
-def run_configs(run_id: str, runs_dir: Path | None = None) -> tuple[ArchConfig, TrainConfig]:
-    paths = _paths(run_id, runs_dir)
-    return (ArchConfig.from_json(paths.arch.read_bytes()),
-            TrainConfig.from_json(paths.train.read_bytes()))
 
 
 # ----- helpers -----------------------------------------------------------------------------

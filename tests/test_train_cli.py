@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -13,21 +11,13 @@ from safetensors.torch import load as load_safetensors
 from resnet_explorer import store
 from resnet_explorer.runstate import RunPaths, read_status
 from resnet_explorer.train import main
-from tests.train_helpers import TINY_ARCH, TINY_TRAIN
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.train_helpers import ROOT, TINY_ARCH, cli_env, train_cli_args
 
 
 def test_cli_trains_a_tiny_run_whose_model_reloads_with_identical_outputs(tmp_path):
-    (tmp_path / "arch.json").write_text(TINY_ARCH.to_json())
-    (tmp_path / "train.json").write_text(TINY_TRAIN.to_json())
     run_dir = tmp_path / "runs" / "cli-run"
-    result = subprocess.run(
-        [sys.executable, "-m", "resnet_explorer.train", "--arch", str(tmp_path / "arch.json"),
-         "--train", str(tmp_path / "train.json"), "--run-dir", str(run_dir),
-         "--weights-dir", str(tmp_path / "weights")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "RESNET_EXPLORER_HOME": str(tmp_path)})
+    result = subprocess.run([sys.executable, *train_cli_args(tmp_path, run_dir)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, env=cli_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 3/3" in result.stdout and "completed" in result.stdout
     paths = RunPaths(run_dir)

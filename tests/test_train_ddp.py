@@ -6,27 +6,20 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from resnet_explorer import store
 from resnet_explorer.runstate import RunPaths, read_jsonl, read_status
-from tests.train_helpers import TINY_ARCH, TINY_TRAIN
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.train_helpers import ROOT, cli_env, train_cli_args
 
 
 def test_torchrun_two_processes_stay_in_sync_and_only_rank_zero_writes(tmp_path):
-    (tmp_path / "arch.json").write_text(TINY_ARCH.to_json())
-    (tmp_path / "train.json").write_text(TINY_TRAIN.to_json())
     run_dir = tmp_path / "runs" / "ddp"
     proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "resnet_explorer.train", "--arch", str(tmp_path / "arch.json"),
-         "--train", str(tmp_path / "train.json"), "--run-dir", str(run_dir),
-         "--weights-dir", str(tmp_path / "weights"), "--quiet"],
+         *train_cli_args(tmp_path, run_dir), "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # so the finally can stop torchrun and both workers at once
-        env={**os.environ, "OMP_NUM_THREADS": "1", "RESNET_EXPLORER_HOME": str(tmp_path)})
+        env=cli_env(tmp_path))
     try:
         output, _ = proc.communicate(timeout=180)
     finally:

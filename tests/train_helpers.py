@@ -18,6 +18,21 @@ TINY_ARCH = ArchConfig(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16)
                        depthwise=(False, False), in_channels=1, num_classes=10)
 TINY_TRAIN = TrainConfig(image_size=8, epochs=3, batch_size=64, lr=0.1, warmup_epochs=1,
                          device="cpu")
+ROOT = Path(__file__).resolve().parent.parent  # cwd for `python -m resnet_explorer.train`
+
+
+def train_cli_args(tmp_path: Path, run_dir: Path) -> list[str]:
+    """`-m resnet_explorer.train ...` for TINY_ARCH and TINY_TRAIN (written into `tmp_path`)."""
+    arch, train = tmp_path / "arch.json", tmp_path / "train.json"
+    arch.write_text(TINY_ARCH.to_json())
+    train.write_text(TINY_TRAIN.to_json())
+    return ["-m", "resnet_explorer.train", "--arch", str(arch), "--train", str(train),
+            "--run-dir", str(run_dir), "--weights-dir", str(tmp_path / "weights")]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a trainer subprocess: one thread, `tmp_path` as the home."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "RESNET_EXPLORER_HOME": str(tmp_path)}
 
 
 def kill_run_processes(runs_dir: Path) -> None:
