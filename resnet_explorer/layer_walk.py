@@ -33,12 +33,13 @@ ACTIVATION_FLOPS = {nn.ReLU: 1, nn.LeakyReLU: 2, nn.PReLU: 2, nn.ELU: 4, nn.SiLU
 # Group/layer/instance norm compute statistics per sample: mean 1, centre 1,
 # square-and-accumulate 2, scale by 1/σ 1, affine 2 = 7.
 NORM_FLOPS = {nn.BatchNorm2d: 2, nn.GroupNorm: 7, nn.InstanceNorm2d: 7}
-# What autograd keeps of an activation's input for backward (PyTorch 2.x): in-place
-# relu/leaky/elu keep their result (the input's own storage); in-place silu/mish/hardswish
-# keep a copy of the original input; gelu/prelu keep the input; sigmoid its result.
-_ACTIVATION_SAVES = {nn.ReLU: "result", nn.LeakyReLU: "result", nn.ELU: "result",
-                     nn.SiLU: "copy", nn.Mish: "copy", nn.Hardswish: "copy",
-                     nn.GELU: "input", nn.PReLU: "input", nn.Sigmoid: "result"}
+# What autograd keeps of an activation for backward (PyTorch 2.x). In place: relu/leaky/elu
+# keep their result (the input's own storage); silu/mish/hardswish keep a copy of the
+# original input. Out of place (gelu and prelu always; the others where blocks.py asks for
+# it): relu and sigmoid keep their result, every other one its input.
+_INPLACE_SAVES = {nn.ReLU: "result", nn.LeakyReLU: "result", nn.ELU: "result",
+                  nn.SiLU: "copy", nn.Mish: "copy", nn.Hardswish: "copy"}
+_KEEP_RESULT = (nn.ReLU, nn.Sigmoid)
 
 
 # ResNet.forward_head runs fc(dropout(torch.flatten(x, 1))): the first child seeing flat features.
@@ -154,7 +155,8 @@ def _leaf(m: nn.Module, x: Shape) -> _Leaf:
                      saves=("input", *(_Fresh((size,)) for size in stats)))
     if type(m) in ACTIVATION_FLOPS:
         inplace = bool(getattr(m, "inplace", False))
-        saved = _ACTIVATION_SAVES[type(m)]
+        saved = (_INPLACE_SAVES[type(m)] if inplace
+                 else "result" if isinstance(m, _KEEP_RESULT) else "input")
         return _Leaf(x, type(m).__name__, "activation", other=ACTIVATION_FLOPS[type(m)] * numel,
                      inplace=inplace, saves=(_Fresh(x) if saved == "copy" else saved,))
     if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):

@@ -253,3 +253,13 @@ def test_bf16_memory_halves_floats_but_not_pooling_indices():
     a = analyze(BASELINE, (3, 224, 224))
     indices = 8 * 64 * 56 * 56  # int64 argmax positions of the stem's max-pool
     assert a.activation_bytes_bf16 == (a.activation_bytes - indices) // 2 + indices
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "silu", "hardswish"])
+def test_out_of_place_activations_are_counted_like_autograd(activation):
+    # A pre-activation block without norm runs its first activation out of place (its input
+    # is the shortcut); autograd then keeps the input, not the result, for most activations.
+    cfg = ArchConfig(stem="imagenet", stem_width=4, blocks=(1,), widths=(4,), block="preact",
+                     depthwise=(False,), activation=activation, norm="none", in_channels=1,
+                     num_classes=1)
+    assert_matches_references(cfg, (1, 8, 8), 1)
