@@ -7,10 +7,14 @@ import uuid
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from resnet_explorer import charts, data, data_files, data_zip, runs
-from resnet_explorer.config import PRESETS, ConfigError
-from resnet_explorer.paths import data_dir, runs_dir, weights_dir
-from resnet_explorer.train_config import (CHANNELS_LAST, DEVICES, OPTIMIZERS, PRECISIONS, QUICK,
+from resnet_explorer.runs import charts
+from resnet_explorer.datasets import loading as data
+from resnet_explorer.datasets import folders as data_files
+from resnet_explorer.datasets import uploads as data_zip
+from resnet_explorer.runs import control as runs
+from resnet_explorer.arch.config import PRESETS, ConfigError
+from resnet_explorer.common.paths import data_dir, runs_dir, weights_dir
+from resnet_explorer.training.config import (CHANNELS_LAST, DEVICES, OPTIMIZERS, PRECISIONS, QUICK,
                                           SCHEDULES, TrainConfig)
 from ui.state import current_arch
 

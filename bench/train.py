@@ -31,13 +31,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resnet_explorer.config import BASELINE, ArchConfig  # noqa: E402
-from resnet_explorer.data import ImageData, load_dataset  # noqa: E402
-from resnet_explorer.runstate import RunPaths, read_jsonl  # noqa: E402
-from resnet_explorer.train import run_training  # noqa: E402
-from resnet_explorer.train_config import QUICK, TrainConfig  # noqa: E402
-from resnet_explorer.train_loop import Trainer  # noqa: E402
-from resnet_explorer.transforms import Augment, Preprocess  # noqa: E402
+from resnet_explorer.arch.config import BASELINE, ArchConfig  # noqa: E402
+from resnet_explorer.datasets.loading import ImageData, load_dataset  # noqa: E402
+from resnet_explorer.runs.layout import RunPaths, read_jsonl  # noqa: E402
+from resnet_explorer.training.job import run_training  # noqa: E402
+from resnet_explorer.training.config import QUICK, TrainConfig  # noqa: E402
+from resnet_explorer.training.loop import Trainer  # noqa: E402
+from resnet_explorer.datasets.transforms import Augment, Preprocess  # noqa: E402
 
 
 def bare_images_per_s(trainer: Trainer, steps: int) -> float:

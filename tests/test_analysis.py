@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_explorer.analysis import Analysis, InputSizeError, analyze, check_input_size
-from resnet_explorer.config import BASELINE, PRESETS, ArchConfig
-from resnet_explorer.model import build_model
+from resnet_explorer.analysis.summary import Analysis, InputSizeError, analyze, check_input_size
+from resnet_explorer.arch.config import BASELINE, PRESETS, ArchConfig
+from resnet_explorer.arch.model import build_model
 from tests.strategies import small_configs
 
 

@@ -9,11 +9,11 @@ import sys
 import pytest
 import torchvision
 
-from resnet_explorer.analysis import analyze, main, torchinfo_text
-from resnet_explorer.analysis_charts import activation_memory, block_macs, diagram, stage_bars
-from resnet_explorer.analysis_report import (
+from resnet_explorer.analysis.summary import analyze, main, torchinfo_text
+from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
+from resnet_explorer.analysis.report import (
     changed_blocks, compare_layers, layer_frame, stage_frame, text_report)
-from resnet_explorer.config import BASELINE, PRESETS, ArchConfig
+from resnet_explorer.arch.config import BASELINE, PRESETS, ArchConfig
 
 SIZE = (3, 64, 64)
 

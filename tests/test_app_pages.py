@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.config import PRESETS, ArchConfig
+from resnet_explorer.arch.config import PRESETS, ArchConfig
 
 TIMEOUT = 60
 
@@ -41,7 +41,7 @@ def test_changing_a_widget_updates_parameters_diff_and_url(app):
     assert not at.exception
     expected = ArchConfig(activation="prelu", blocks=(3, 4, 4, 3))
     assert at.session_state["arch"] == expected
-    from resnet_explorer.model import count_parameters
+    from resnet_explorer.arch.model import count_parameters
     assert _param_metric(at) == f"{count_parameters(expected):,}"
     diff = " ".join(m.value for m in at.markdown)
     assert "activation: relu → prelu" in diff and "stage 3: 6 → 4 blocks" in diff

@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from resnet_explorer.config import (
+from resnet_explorer.arch.config import (
     BASELINE, MAX_PARAMS, PRESETS, ArchConfig, ConfigError, parse_json_object,
 )
 from tests.strategies import small_configs
@@ -47,7 +47,7 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_parameter_ceiling_stops_huge_networks_before_they_are_built(monkeypatch):
-    from resnet_explorer import model
+    from resnet_explorer.arch import model
 
     built = []
     real = model.meta_model.__wrapped__

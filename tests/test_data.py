@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from resnet_explorer import data, data_files, data_zip
-from resnet_explorer.data import DataError, describe_dataset, load_dataset
-from resnet_explorer.data_zip import ZipLimits, extract_zip
-from resnet_explorer.transforms import Augment, BatchTransform, Preprocess
+from resnet_explorer.datasets import loading as data
+from resnet_explorer.datasets import folders as data_files
+from resnet_explorer.datasets import uploads as data_zip
+from resnet_explorer.datasets.loading import DataError, describe_dataset, load_dataset
+from resnet_explorer.datasets.uploads import ZipLimits, extract_zip
+from resnet_explorer.datasets.transforms import Augment, BatchTransform, Preprocess
 
 
 # ----- digits ----------------------------------------------------------------------------------

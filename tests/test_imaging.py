@@ -17,8 +17,8 @@ import pytest
 from PIL import Image, ImageFile, features
 from skimage import data as skdata
 
-from resnet_explorer import imaging
-from resnet_explorer.imaging import (
+from resnet_explorer.datasets import imaging
+from resnet_explorer.datasets.imaging import (
     ALLOWED_FORMATS,
     ImageRejected,
     decode_image,

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from resnet_explorer.config import ArchConfig
-from resnet_explorer.gradcam import colorize, grad_cam, overlay
-from resnet_explorer.inference import Predictor, results_csv
-from resnet_explorer.model import build_model
-from resnet_explorer.sidecar import ModelCard
-from resnet_explorer.transforms import Preprocess
+from resnet_explorer.arch.config import ArchConfig
+from resnet_explorer.inference.gradcam import colorize, grad_cam, overlay
+from resnet_explorer.inference.predictor import Predictor, results_csv
+from resnet_explorer.arch.model import build_model
+from resnet_explorer.models.card import ModelCard
+from resnet_explorer.datasets.transforms import Preprocess
 from tests.inference_helpers import encode
 
 SMALL = dict(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16), depthwise=(False, False))
@@ -56,7 +56,7 @@ def test_thin_strips_are_cut_before_resizing_and_match_torchvision(predictor, mo
     import torchvision.transforms.functional as TF
     from torchvision.transforms import InterpolationMode
 
-    from resnet_explorer import transforms
+    from resnet_explorer.datasets import transforms
 
     # Same pixels as torchvision's resize + center crop for an ordinary wide image …
     wide = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 300, 3), np.uint8))
@@ -318,7 +318,7 @@ def test_one_predictor_serves_concurrent_sessions(predictor, photo):
 
 @pytest.mark.parametrize("options", CAM_CONFIGS.values(), ids=CAM_CONFIGS.keys())
 def test_folding_batch_norms_keeps_the_function_and_the_callers_model(options):
-    from resnet_explorer.inference import fold_batch_norms
+    from resnet_explorer.inference.predictor import fold_batch_norms
 
     torch.manual_seed(1)
     model = build_model(ArchConfig(**{**SMALL, **options, "num_classes": 4})).eval()

@@ -13,10 +13,10 @@ from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 from torchvision.models import ResNet34_Weights
 
-from resnet_explorer import store
-from resnet_explorer.config import ArchConfig
-from resnet_explorer.model import build_model
-from resnet_explorer.pretrained import RESNET34_IMAGENET
+from resnet_explorer.models import store
+from resnet_explorer.arch.config import ArchConfig
+from resnet_explorer.arch.model import build_model
+from resnet_explorer.models.pretrained import RESNET34_IMAGENET
 from tests.inference_helpers import TINY, CreatesFile, encode, sidecar_for
 
 TIMEOUT = 90

@@ -9,9 +9,9 @@ import torchvision
 from hypothesis import given, settings
 from torch import nn
 
-from resnet_explorer.blocks import DropPath, SqueezeExcite, ZeroPadShortcut
-from resnet_explorer.config import BASELINE, PRESETS, ArchConfig, ConfigError
-from resnet_explorer.model import build_model, count_parameters, transfer_weights
+from resnet_explorer.arch.blocks import DropPath, SqueezeExcite, ZeroPadShortcut
+from resnet_explorer.arch.config import BASELINE, PRESETS, ArchConfig, ConfigError
+from resnet_explorer.arch.model import build_model, count_parameters, transfer_weights
 from tests.strategies import small_configs
 
 # Our preset name → the timm model that defines the same architecture.

@@ -9,10 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from resnet_explorer import runs, store
-from resnet_explorer.config import ConfigError
-from resnet_explorer.runner import outcome_after_exit, queue_dir, runs_ahead
-from resnet_explorer.runstate import RunPaths, read_jsonl, read_status, try_lock, write_status
+from resnet_explorer.runs import control as runs
+from resnet_explorer.models import store
+from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.runs.supervisor import outcome_after_exit, queue_dir, runs_ahead
+from resnet_explorer.runs.layout import RunPaths, read_jsonl, read_status, try_lock, write_status
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 LONG = replace(TINY_TRAIN, epochs=1000)  # runs until cancelled

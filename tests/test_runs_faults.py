@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from resnet_explorer import runs
-from resnet_explorer.config import ConfigError
-from resnet_explorer.runner import queue_dir, runs_ahead, slot_lock
-from resnet_explorer.runstate import RunPaths, read_status, try_lock, write_status
+from resnet_explorer.runs import control as runs
+from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.runs.supervisor import queue_dir, runs_ahead, slot_lock
+from resnet_explorer.runs.layout import RunPaths, read_status, try_lock, write_status
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 

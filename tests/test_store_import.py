@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from resnet_explorer.config import BASELINE, ArchConfig, ConfigError
-from resnet_explorer.model import build_model
-from resnet_explorer.model_import import ImportRefused, prepare_import
-from resnet_explorer.sidecar import ModelCard, check_model_name
+from resnet_explorer.arch.config import BASELINE, ArchConfig, ConfigError
+from resnet_explorer.arch.model import build_model
+from resnet_explorer.models.importing import ImportRefused, prepare_import
+from resnet_explorer.models.card import ModelCard, check_model_name
 from tests.inference_helpers import TINY, CreatesFile, sidecar_for
 
 def torch_bytes(obj) -> bytes:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from resnet_explorer import store
-from resnet_explorer.config import ArchConfig, ConfigError
-from resnet_explorer.inference import Predictor
-from resnet_explorer.model import build_model
-from resnet_explorer.model_import import ImportRefused, import_model
+from resnet_explorer.models import store
+from resnet_explorer.arch.config import ArchConfig, ConfigError
+from resnet_explorer.inference.predictor import Predictor
+from resnet_explorer.arch.model import build_model
+from resnet_explorer.models.importing import ImportRefused, import_model
 from tests.inference_helpers import TINY, sidecar_for
 
 

@@ -8,9 +8,9 @@ import sys
 import torch
 from safetensors.torch import load as load_safetensors
 
-from resnet_explorer import store
-from resnet_explorer.runstate import RunPaths, read_status
-from resnet_explorer.train import main
+from resnet_explorer.models import store
+from resnet_explorer.runs.layout import RunPaths, read_status
+from resnet_explorer.training.job import main
 from tests.train_helpers import ROOT, TINY_ARCH, cli_env, train_cli_args
 
 

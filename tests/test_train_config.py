@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from resnet_explorer import data, devices
-from resnet_explorer.config import ConfigError
-from resnet_explorer.train_config import DATASETS, DEVICES, QUICK, TrainConfig
+from resnet_explorer.datasets import loading as data
+from resnet_explorer.common import devices
+from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.training.config import DATASETS, DEVICES, QUICK, TrainConfig
 
 
 def test_quick_recipe_is_valid_and_round_trips_through_json():

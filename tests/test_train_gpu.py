@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_explorer import store
-from resnet_explorer.train import run_training
+from resnet_explorer.models import store
+from resnet_explorer.training.job import run_training
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
 pytestmark = [pytest.mark.gpu,

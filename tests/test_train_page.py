@@ -7,7 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer import runs, store
+from resnet_explorer.runs import control as runs
+from resnet_explorer.models import store
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "train.py")

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from resnet_explorer import store
-from resnet_explorer.config import ConfigError
-from resnet_explorer.model import build_model
-from resnet_explorer.transforms import Preprocess
+from resnet_explorer.models import store
+from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.arch.model import build_model
+from resnet_explorer.datasets.transforms import Preprocess
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from resnet_explorer.config import MAX_WIDTH, PRESETS, ArchConfig, ConfigError
+from resnet_explorer.arch.config import MAX_WIDTH, PRESETS, ArchConfig, ConfigError
 
 STAGE_FIELDS = ("blocks", "widths", "depthwise")
 SCALAR_FIELDS = (

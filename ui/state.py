@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from resnet_explorer.config import BASELINE, ArchConfig, ConfigError
+from resnet_explorer.arch.config import BASELINE, ArchConfig, ConfigError
 
 ARCH_KEY = "arch"
 _ARCH_FIELDS = {f.name for f in fields(ArchConfig)}

@@ -30,14 +30,15 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import gradcam, store
-from .analysis import analyze
-from .imaging import ImageRejected, decode_image
-from .model import ResNet
-from .pretrained import (
+from . import gradcam
+from ..models import store
+from ..analysis.summary import analyze
+from ..datasets.imaging import ImageRejected, decode_image
+from ..arch.model import ResNet
+from ..models.pretrained import (
     RESNET34_IMAGENET, PretrainedSpec, ProgressFn, imagenet_model, imagenet_sidecar)
-from .sidecar import ModelCard
-from .transforms import resize_center_crop
+from ..models.card import ModelCard
+from ..datasets.transforms import resize_center_crop
 
 __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",
            "DEFAULT_BATCH"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .analysis import Analysis
+from .summary import Analysis
 
 MIB = 2**20
 

@@ -28,9 +28,9 @@ from typing import Any
 
 from torch import nn
 
-from .config import PRESETS, ArchConfig, ConfigError
-from .layer_walk import LayerRow, Walker, WalkError, shortcut_kind
-from .model import build_model, meta_model
+from ..arch.config import PRESETS, ArchConfig, ConfigError
+from .walk import LayerRow, Walker, WalkError, shortcut_kind
+from ..arch.model import build_model, meta_model
 
 MIN_SIDE, MAX_SIDE = 8, 2048  # pixels; the page offers 32–512
 MAX_BATCH = 4096
@@ -263,7 +263,7 @@ def _load_config(args: argparse.Namespace) -> ArchConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .analysis_report import text_report  # presentation lives with the other frames
+    from .report import text_report  # presentation lives with the other frames
 
     parser = argparse.ArgumentParser(
         prog="python -m resnet_explorer.analysis",

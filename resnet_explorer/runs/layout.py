@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_json
+from ..common.fileio import atomic_write_json
 
 try:  # POSIX only; on other systems runs work but liveness cannot be detected
     import fcntl

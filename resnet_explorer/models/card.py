@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ArchConfig, ConfigError
-from .transforms import Preprocess
+from ..arch.config import ArchConfig, ConfigError
+from ..datasets.transforms import Preprocess
 
 __all__ = ["FORMAT", "MODEL_SOURCES", "ModelCard", "check_model_name"]
 

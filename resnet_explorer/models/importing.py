@@ -31,12 +31,12 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from . import store
-from .config import ArchConfig, ConfigError, parse_json_object
-from . import weights_check
-from .model import TransferReport
+from ..arch.config import ArchConfig, ConfigError, parse_json_object
+from ..arch import weights as weights_check
+from ..arch.model import TransferReport
 from .pretrained import RESNET34_IMAGENET, imagenet_sidecar, read_checkpoint, transfer_imagenet
-from .sidecar import ModelCard, check_model_name
-from .weights_check import WeightsMismatch
+from .card import ModelCard, check_model_name
+from ..arch.weights import WeightsMismatch
 
 __all__ = ["ImportRefused", "ImportedModel", "check_state_dict", "read_safetensors",
            "read_torch_file", "prepare_import", "import_model", "import_imagenet_transfer",

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import ArchConfig, ConfigError
-from .fileio import atomic_write_json, atomic_write_text
-from .paths import runs_dir as default_runs_dir
-from .runner import PACKAGE_ROOT, drop_markers, launch_supervisor, queue_dir
-from .runstate import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths,
+from ..arch.config import ArchConfig, ConfigError
+from ..common.fileio import atomic_write_json, atomic_write_text
+from ..common.paths import REPO_ROOT
+from ..common.paths import runs_dir as default_runs_dir
+from .supervisor import drop_markers, launch_supervisor, queue_dir
+from .layout import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths,
                        lock_is_held, read_jsonl, read_status, remove_run_dir, sweep_tombstones,
                        try_lock, write_status)
-from .train_config import TrainConfig
+from ..training.config import TrainConfig
 
 try:
     import fcntl
@@ -96,7 +97,7 @@ class RunMetrics:
 # ----- starting ---------------------------------------------------------------------------
 def device_key(device: str) -> str:
     """The queue a run waits in: the resolved device kind ("cuda", "mps" or "cpu")."""
-    from .devices import resolve_device  # late: torch is only needed to resolve "auto"
+    from ..common.devices import resolve_device  # late: torch is only needed to resolve "auto"
 
     try:
         return resolve_device(device).type
@@ -377,7 +378,7 @@ def _slots() -> int:
 def _pythonpath() -> str:
     # The supervisor and trainer import this package from its checkout, whatever the cwd.
     current = os.environ.get("PYTHONPATH", "")
-    return str(PACKAGE_ROOT) + (os.pathsep + current if current else "")
+    return str(REPO_ROOT) + (os.pathsep + current if current else "")
 
 
 @contextmanager

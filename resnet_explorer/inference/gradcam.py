@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .model import ResNet
+from ..arch.model import ResNet
 
 __all__ = ["cam_from_features", "grad_cam", "upsample_cams", "colorize", "overlay"]
 

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import imaging
-from .data_files import IMAGE_EXTENSIONS, DataError
-from .fileio import atomic_write_json
-from .paths import data_dir
+from .folders import IMAGE_EXTENSIONS, DataError
+from ..common.fileio import atomic_write_json
+from ..common.paths import data_dir
 
 __all__ = ["ZipLimits", "UploadReport", "extract_zip", "extract_upload", "uploads_dir"]
 

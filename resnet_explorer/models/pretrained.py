@@ -32,11 +32,11 @@ from typing import Any
 import torch
 from torchvision.models import ResNet34_Weights
 
-from .config import BASELINE, ArchConfig
-from .model import ResNet, TransferReport, build_model, transfer_weights
-from .paths import weights_dir as default_weights_dir
-from .sidecar import FORMAT
-from .transforms import Preprocess
+from ..arch.config import BASELINE, ArchConfig
+from ..arch.model import ResNet, TransferReport, build_model, transfer_weights
+from ..common.paths import weights_dir as default_weights_dir
+from .card import FORMAT
+from ..datasets.transforms import Preprocess
 
 __all__ = [
     "PretrainedSpec", "RESNET34_IMAGENET", "PretrainedUnavailable", "ProgressFn",

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import imaging, transforms
+from . import imaging
+from . import transforms
 
 __all__ = ["DataError", "IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
            "decode_one", "resize_center_crop", "stratified_split"]

@@ -26,16 +26,16 @@ from typing import Any
 
 import torch
 
-from . import store
-from .config import ArchConfig, ConfigError
-from .data import DataError, load_dataset
-from .devices import resolve_device
+from ..models import store
+from ..arch.config import ArchConfig, ConfigError
+from ..datasets.loading import DataError, load_dataset
+from ..common.devices import resolve_device
 from .dist import Dist
-from .fileio import append_line, atomic_write_bytes, atomic_write_text
-from .runstate import (CANCELLED, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunPaths,
+from ..common.fileio import append_line, atomic_write_bytes, atomic_write_text
+from ..runs.layout import (CANCELLED, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunPaths,
                        read_jsonl, try_lock, write_status)
-from .train_config import TrainConfig
-from .train_loop import Cancelled, Diverged, Trainer
+from .config import TrainConfig
+from .loop import Cancelled, Diverged, Trainer
 
 __all__ = ["run_training", "main", "model_names", "is_out_of_memory"]
 

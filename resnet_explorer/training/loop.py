@@ -26,12 +26,12 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from .config import ArchConfig
-from .data import ImageData
+from ..arch.config import ArchConfig
+from ..datasets.loading import ImageData
 from .dist import Dist
-from .model import build_model
-from .train_config import TrainConfig
-from .transforms import BatchTransform
+from ..arch.model import build_model
+from .config import TrainConfig
+from ..datasets.transforms import BatchTransform
 
 __all__ = ["Trainer", "Callbacks", "Diverged", "Cancelled", "FitResult", "CHECKPOINT_FORMAT"]
 

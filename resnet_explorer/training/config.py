@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .config import ConfigError, dataclass_from_dict, parse_json_object
+from ..arch.config import ConfigError, dataclass_from_dict, parse_json_object
 
 __all__ = ["TrainConfig", "QUICK", "DATASETS", "OPTIMIZERS", "SCHEDULES", "PRECISIONS",
            "CHANNELS_LAST", "DEVICES"]

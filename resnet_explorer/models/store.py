@@ -21,12 +21,12 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from .config import ArchConfig, ConfigError, parse_json_object
-from .fileio import atomic_write_bytes, atomic_write_json
-from .model import build_model
-from .paths import weights_dir as default_weights_dir
-from .sidecar import FORMAT, ModelCard, check_model_name
-from .weights_check import WeightsMismatch, check_state_dict
+from ..arch.config import ArchConfig, ConfigError, parse_json_object
+from ..common.fileio import atomic_write_bytes, atomic_write_json
+from ..arch.model import build_model
+from ..common.paths import weights_dir as default_weights_dir
+from .card import FORMAT, ModelCard, check_model_name
+from ..arch.weights import WeightsMismatch, check_state_dict
 
 __all__ = ["save_model", "load_model", "model_files", "read_sidecar", "MAX_SIDECAR_BYTES"]
 

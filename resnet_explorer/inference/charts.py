@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from .inference import TopK
+from .predictor import TopK
 
 __all__ = ["topk_figure"]
 

@@ -1,6 +1,6 @@
 """Per-run supervisor: wait for the device, run the trainer, record how it ended.
 
-    python -m resnet_explorer.runner --run-dir runs/<id> [--resume]
+    python -m resnet_explorer.runs.supervisor --run-dir runs/<id> [--resume]
 
 runs.start_run launches one of these per run, detached from the dashboard
 (its own session, so a Streamlit restart does not take it down). The queue
@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .runstate import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, lock_is_held,
+from ..common.paths import REPO_ROOT
+from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, lock_is_held,
                        read_status, remove_run_dir, try_lock, write_status)
 
 __all__ = ["queue_dir", "slot_lock", "runs_ahead", "drop_markers", "launch_supervisor",
-           "outcome_after_exit", "trainer_command", "PACKAGE_ROOT"]
+           "outcome_after_exit", "trainer_command"]
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # cwd for `python -m resnet_explorer...`
 POLL_S = 0.25
 CANCEL_GRACE_S = 2.0  # a step boundary normally comes sooner; then the trainer is stopped
 KILL_GRACE_S = 3.0
@@ -84,12 +84,12 @@ def drop_markers(runs_dir: Path, run_id: str) -> None:
 def launch_supervisor(paths: RunPaths, lock_fd: int, resume: bool, pythonpath: str) -> int | None:
     """Start this module detached for a run; the exit code of its first process (0: started),
     or None if that process is unusually slow to exit. Raises OSError if it cannot start."""
-    cmd = [sys.executable, "-m", "resnet_explorer.runner", "--run-dir", str(paths.dir),
+    cmd = [sys.executable, "-m", "resnet_explorer.runs.supervisor", "--run-dir", str(paths.dir),
            "--lock-fd", str(lock_fd), "--detach"] + (["--resume"] if resume else [])
     with open(paths.log, "ab") as log:
         # Own session: closing the dashboard (or its terminal) does not stop training.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                pass_fds=(lock_fd,), start_new_session=True, cwd=PACKAGE_ROOT,
+                                pass_fds=(lock_fd,), start_new_session=True, cwd=REPO_ROOT,
                                 env={**os.environ, "PYTHONPATH": pythonpath})
     # --detach: the supervisor forks away and this child exits right after starting; waiting
     # for it reaps it, so a long-lived dashboard does not collect one zombie per run.
@@ -196,7 +196,7 @@ def _detach() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m resnet_explorer.runner")
+    parser = argparse.ArgumentParser(prog="python -m resnet_explorer.runs.supervisor")
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--lock-fd", type=int, default=None, help="inherited liveness lock")
     parser.add_argument("--resume", action="store_true")
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.Popen(trainer_command(paths, launch, args.resume), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 pass_fds=(lock_fd, slot_fd), start_new_session=True,
-                                cwd=PACKAGE_ROOT)
+                                cwd=REPO_ROOT)
     # From here until the trainer exits only the trainer writes status.json (it records its
     # own pid); a write from here could interleave with its read-modify-write.
     returncode, cancelled = supervise(proc, paths)

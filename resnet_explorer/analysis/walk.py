@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .blocks import BLOCK_TYPES, DropPath, PreActBlock, SqueezeExcite, ZeroPadShortcut
+from ..arch.blocks import BLOCK_TYPES, DropPath, PreActBlock, SqueezeExcite, ZeroPadShortcut
 
 Shape = tuple[int, ...]
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home_dir", "runs_dir", "weights_dir", "data_dir", "HOME_ENV"]
+__all__ = ["home_dir", "runs_dir", "weights_dir", "data_dir", "HOME_ENV", "REPO_ROOT"]
 
 HOME_ENV = "RESNET_EXPLORER_HOME"
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+# The checkout: the default home, and the working directory of `python -m resnet_explorer…`
+# child processes (supervisor, trainer), whatever the dashboard's own cwd.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def home_dir() -> Path:
     value = os.environ.get(HOME_ENV, "").strip()
-    return Path(value).expanduser().resolve() if value else _REPO_ROOT
+    return Path(value).expanduser().resolve() if value else REPO_ROOT
 
 
 def runs_dir() -> Path:

@@ -25,9 +25,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .data_files import (DataError, Files, decode_files, decode_one,
+from .folders import (DataError, Files, decode_files, decode_one,
                          resolve_folder, scan_folder, stratified_split)
-from .paths import data_dir
+from ..common.paths import data_dir
 from .transforms import Augment, Preprocess, fit_side
 
 __all__ = [
