@@ -587,5 +587,5 @@ def test_package_does_not_import_streamlit() -> None:
     import subprocess
     import sys
 
-    code = "import sys, resnet_explorer.imaging; assert 'streamlit' not in sys.modules"
+    code = "import sys, resnet_explorer.datasets.imaging; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

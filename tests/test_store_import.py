@@ -168,7 +168,7 @@ def test_bad_uploads_are_refused_with_a_reason(state, files, expected):
 
 
 def test_safetensors_header_is_checked_before_tensors_are_loaded(state, monkeypatch):
-    import resnet_explorer.model_import as mi
+    import resnet_explorer.models.importing as mi
 
     def never(_data):
         raise AssertionError("tensors were materialised for a mismatching file")

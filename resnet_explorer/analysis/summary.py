@@ -14,21 +14,20 @@ build — fast enough for every toggle. Counting rules:
   de-duplicated by storage (an in-place ReLU and the next convolution share one); weights
   excluded. bf16 stores every floating tensor in 2 bytes (pooling indices stay int64).
 
-Run `python -m resnet_explorer.analysis --config cfg.json --input 3x224x224` for a text report.
+`python -m resnet_explorer.analysis --config cfg.json --input 3x224x224` prints a text report
+(analysis/__main__.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from ..arch.config import PRESETS, ArchConfig, ConfigError
+from ..arch.config import ArchConfig, ConfigError
 from .walk import LayerRow, Walker, WalkError, shortcut_kind
 from ..arch.model import build_model, meta_model
 
@@ -247,45 +246,3 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
         raise InputSizeError(f"input size must look like 3x224x224 (channels×height×width), "
                              f"got {text!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
-
-
-# ----- command line -----------------------------------------------------------------------
-def _load_config(args: argparse.Namespace) -> ArchConfig:
-    if args.config:
-        try:
-            with open(args.config, "rb") as f:
-                return ArchConfig.from_json(f.read(65_537))
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.config}: {exc.strerror}") from None
-    if args.preset not in PRESETS:
-        raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
-    return PRESETS[args.preset]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .report import text_report  # presentation lives with the other frames
-
-    parser = argparse.ArgumentParser(
-        prog="python -m resnet_explorer.analysis",
-        description="Layer table, parameters, MACs, FLOPs and memory of a ResNet configuration.")
-    parser.add_argument("--config", help="architecture JSON file (default: --preset)")
-    parser.add_argument("--preset", default="resnet34", help="preset name when no --config")
-    parser.add_argument("--input", default=None, help="CxHxW, e.g. 3x224x224 (default: C×224×224)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary")
-    args = parser.parse_args(argv)
-    try:
-        cfg = _load_config(args)
-        size = parse_input_size(args.input) if args.input else None  # C×224×224
-        result = analyze(cfg, size, args.batch)
-        print(text_report(result))
-        if args.torchinfo:
-            print(torchinfo_text(cfg, size))
-    except ConfigError as exc:
-        print("error: " + "\n       ".join(exc.problems), file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -277,6 +277,3 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if status.get("state") in (COMPLETED, CANCELLED) else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
