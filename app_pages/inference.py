@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.models import store
-from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.common import ConfigError, ImportRefused, PretrainedUnavailable, weights_dir
 from resnet_explorer.datasets.imaging import MAX_BYTES
-from resnet_explorer.inference.predictor import MAX_FILES, FileResult, Predictor, results_csv
+from resnet_explorer.inference import MAX_FILES, FileResult, Predictor, results_csv
 from resnet_explorer.inference.charts import topk_figure
-from resnet_explorer.models.importing import (
-    MAX_MODEL_BYTES, ImportRefused, import_imagenet_transfer, import_model)
-from resnet_explorer.common.paths import weights_dir
-from resnet_explorer.models.pretrained import (
-    RESNET34_IMAGENET, PretrainedUnavailable, checkpoint_fingerprint, download_checkpoint,
-    where_to_put)
+from resnet_explorer.models import (
+    MAX_MODEL_BYTES,
+    RESNET34_IMAGENET,
+    checkpoint_fingerprint,
+    download_checkpoint,
+    import_imagenet_transfer,
+    import_model,
+    store,
+    where_to_put,
+)
 from ui.inference_cache import imagenet_predictor, stored_predictor
 from ui.state import current_arch
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.analysis.summary import Analysis
+from resnet_explorer.analysis import (
+    Analysis,
+    changed_blocks,
+    changes_frame,
+    compare_layers,
+    layer_frame,
+    mib,
+    other_flops_text,
+    si,
+    stage_frame,
+)
 from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
-from resnet_explorer.analysis.report import (
-    changed_blocks, changes_frame, compare_layers, layer_frame, mib, other_flops_text, si,
-    stage_frame)
-from resnet_explorer.arch.config import BASELINE, PRESETS, ArchConfig, ConfigError
+from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
+from resnet_explorer.common import ConfigError
 from ui.analysis_cache import cached_analysis, cached_torchinfo
 from ui.state import current_arch
 

@@ -7,15 +7,23 @@ import uuid
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from resnet_explorer.runs import charts
-from resnet_explorer.datasets import loading as data
+from resnet_explorer.arch import PRESETS
+from resnet_explorer.common import ConfigError, data_dir, runs_dir, weights_dir
+from resnet_explorer.datasets import SOURCES
 from resnet_explorer.datasets import folders as data_files
+from resnet_explorer.datasets import loading as data
 from resnet_explorer.datasets import uploads as data_zip
+from resnet_explorer.runs import charts
 from resnet_explorer.runs import control as runs
-from resnet_explorer.arch.config import PRESETS, ConfigError
-from resnet_explorer.common.paths import data_dir, runs_dir, weights_dir
-from resnet_explorer.training.config import (CHANNELS_LAST, DEVICES, OPTIMIZERS, PRECISIONS, QUICK,
-                                          SCHEDULES, TrainConfig)
+from resnet_explorer.training import (
+    CHANNELS_LAST,
+    OPTIMIZERS,
+    PRECISIONS,
+    QUICK,
+    SCHEDULES,
+    TrainConfig,
+)
+from resnet_explorer.common.devices import DEVICE_CHOICES as DEVICES, device_kind, gpu_count
 from ui.state import current_arch
 
 REFRESH_S = 1.5
@@ -59,8 +67,8 @@ st.caption(f"{arch.in_channels} input channel(s); the output layer is sized to t
 # ----- data --------------------------------------------------------------------------------
 st.subheader("Data")
 root = data_dir()
-source = st.selectbox("Dataset", list(data.SOURCES), key="train_source",
-                      format_func=lambda k: data.SOURCES[k].label)
+source = st.selectbox("Dataset", list(SOURCES), key="train_source",
+                      format_func=lambda k: SOURCES[k].label)
 data_path = ""
 if source == "folder":
     data_path = st.text_input(
@@ -87,7 +95,7 @@ elif source == "upload":
             if len(lines) > 1:
                 st.caption(" · ".join(lines[1:]))
 summary = _summary(source, arch.in_channels, data_path, str(root)) if (
-    data_path or not data.SOURCES[source].needs_path) else None
+    data_path or not SOURCES[source].needs_path) else None
 if summary is not None:
     if not summary.available:
         st.warning(summary.message)
@@ -133,7 +141,7 @@ with st.form("train_form"):
                              QUICK.time_budget_s, key="hp_budget")
     train_limit = c2.number_input("Max training images (0 = all)", 0, 10_000_000, 0, key="hp_limit")
     validate_each = c3.checkbox("Validate every epoch", QUICK.validate_every_epoch, key="hp_val")
-    gpus = runs.gpu_count()
+    gpus = gpu_count()
     nproc = c4.number_input("Processes (GPUs)", 1, gpus, 1, key="hp_nproc",
                             help="several GPUs: torchrun with DistributedDataParallel") \
         if gpus > 1 else 1
@@ -152,7 +160,7 @@ if submitted:
             validate_every_epoch=bool(validate_each)).check()
         # One token per browser session: a double click within seconds reuses the first run.
         token = st.session_state.setdefault("train_token", uuid.uuid4().hex)
-        run_id = runs.start_run(arch, cfg, runs_dir=runs_dir(), weights_dir=weights_dir(),
+        run_id = runs.start_run(arch, cfg, device=device_kind(cfg.device), runs_dir=runs_dir(), weights_dir=weights_dir(),
                                 data_dir=root, nproc=int(nproc),
                                 dedupe_key=f"{token}:{arch.to_json()}:{cfg.to_json()}")
     except ConfigError as exc:

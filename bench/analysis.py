@@ -24,9 +24,8 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from resnet_explorer.analysis.summary import analyze
-from resnet_explorer.arch.config import BASELINE
-from resnet_explorer.arch.model import meta_model
+from resnet_explorer.analysis import analyze
+from resnet_explorer.arch import BASELINE, meta_model
 
 TARGET = 0.10
 

@@ -29,12 +29,10 @@ from torchvision.models import ResNet34_Weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resnet_explorer.arch.config import BASELINE  # noqa: E402
+from resnet_explorer.arch import BASELINE, build_model
 from resnet_explorer.common.devices import resolve_device  # noqa: E402
-from resnet_explorer.inference.predictor import Predictor  # noqa: E402
-from resnet_explorer.arch.model import build_model  # noqa: E402
-from resnet_explorer.models.pretrained import imagenet_sidecar  # noqa: E402
-from resnet_explorer.models.card import ModelCard  # noqa: E402
+from resnet_explorer.inference import Predictor
+from resnet_explorer.models import ModelCard, imagenet_sidecar
 
 
 def photo_bytes() -> bytes:

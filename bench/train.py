@@ -31,13 +31,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resnet_explorer.arch.config import BASELINE, ArchConfig  # noqa: E402
-from resnet_explorer.datasets.loading import ImageData, load_dataset  # noqa: E402
-from resnet_explorer.runs.layout import RunPaths, read_jsonl  # noqa: E402
-from resnet_explorer.training.job import run_training  # noqa: E402
-from resnet_explorer.training.config import QUICK, TrainConfig  # noqa: E402
-from resnet_explorer.training.loop import Trainer  # noqa: E402
-from resnet_explorer.datasets.transforms import Augment, Preprocess  # noqa: E402
+from resnet_explorer.arch import BASELINE, ArchConfig
+from resnet_explorer.datasets import Augment, ImageData, Preprocess, load_dataset
+from resnet_explorer.runs import RunPaths, read_jsonl
+from resnet_explorer.training import QUICK, TrainConfig, Trainer, run_training
 
 
 def bare_images_per_s(trainer: Trainer, steps: int) -> float:

@@ -1,1 +1,17 @@
-"""ResNet34 Explorer: model, analysis, training and inference logic (no Streamlit)."""
+"""ResNet34 Explorer: all logic of the dashboard, importable and testable without Streamlit.
+
+Rooms, lowest first; each imports only rooms listed before it (pyproject.toml's
+import-linter contracts hold this):
+
+    common/     errors, paths, atomic files, config schema, devices
+    arch/       option tables, ArchConfig + presets, blocks, build_model, weight checks
+    analysis/   shape walk, analyze(), reports and charts      (python -m resnet_explorer.analysis)
+    datasets/   catalogue, loading, folders, zip uploads, image decoding, transforms
+    runs/       run directories, queue, supervisor, what pages read (never imports torch)
+    models/     the model store (safetensors + sidecar), imports, pretrained weights
+    training/   TrainConfig, the loop, distributed glue, the run job (python -m resnet_explorer.train)
+    inference/  predictor, Grad-CAM, charts
+
+Chart modules (`*.charts`) need plotly, which only the dashboard installs; import them by
+their full name. Everything else also runs on a training machine without plotly or Streamlit.
+"""

@@ -6,8 +6,8 @@ import io
 
 from PIL import Image
 
-from resnet_explorer.arch.config import ArchConfig
-from resnet_explorer.models.pretrained import imagenet_sidecar
+from resnet_explorer.arch import ArchConfig
+from resnet_explorer.models import imagenet_sidecar
 
 TINY = ArchConfig(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16),
                   depthwise=(False, False), num_classes=3)

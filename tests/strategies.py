@@ -3,7 +3,7 @@
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from resnet_explorer.arch.config import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS, ArchConfig
+from resnet_explorer.arch import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS, ArchConfig
 
 
 @st.composite

@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_explorer.analysis.summary import Analysis, InputSizeError, analyze, check_input_size
-from resnet_explorer.arch.config import BASELINE, PRESETS, ArchConfig
-from resnet_explorer.arch.model import build_model
+from resnet_explorer.analysis import Analysis, analyze, check_input_size
+from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig, build_model
+from resnet_explorer.common import InputSizeError
 from tests.strategies import small_configs
 
 

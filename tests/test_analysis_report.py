@@ -9,12 +9,18 @@ import sys
 import pytest
 import torchvision
 
+from resnet_explorer.analysis import (
+    analyze,
+    changed_blocks,
+    compare_layers,
+    layer_frame,
+    stage_frame,
+    text_report,
+    torchinfo_text,
+)
 from resnet_explorer.analysis.__main__ import main
-from resnet_explorer.analysis.summary import analyze, torchinfo_text
 from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
-from resnet_explorer.analysis.report import (
-    changed_blocks, compare_layers, layer_frame, stage_frame, text_report)
-from resnet_explorer.arch.config import BASELINE, PRESETS, ArchConfig
+from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
 
 SIZE = (3, 64, 64)
 

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.arch.config import PRESETS, ArchConfig
+from resnet_explorer.arch import PRESETS, ArchConfig
 
 TIMEOUT = 60
 

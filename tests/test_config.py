@@ -5,9 +5,8 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from resnet_explorer.arch.config import (
-    BASELINE, MAX_PARAMS, PRESETS, ArchConfig, ConfigError, parse_json_object,
-)
+from resnet_explorer.arch import BASELINE, MAX_PARAMS, PRESETS, ArchConfig
+from resnet_explorer.common import ConfigError, parse_json_object
 from tests.strategies import small_configs
 
 
@@ -29,14 +28,14 @@ def test_defaults_are_resnet34():
     ({"activation": "tanh"}, ["activation must be one of relu, leaky_relu"]),
     ({"shortcut": "A", "widths": (64, 32, 256, 512)},
      ["stage 2", "shortcut A", "cannot reduce channels 64 → 32"]),
-    ({"in_channels": 4}, ["in_channels must be 1 or 3 (got 4)"]),
+    ({"in_channels": 4}, ["in_channels must be one of 1, 3 (got 4)"]),
 ])
 def test_validate_names_field_and_range(changes, expected):
     cfg = ArchConfig(**changes)
     text = " | ".join(cfg.validate())
     for fragment in expected:
         assert fragment in text
-    with pytest.raises(ValueError) as info:  # ConfigError is a ValueError
+    with pytest.raises(ConfigError) as info:
         cfg.check()
     assert isinstance(info.value, ConfigError) and info.value.problems == cfg.validate()
 

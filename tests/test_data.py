@@ -18,12 +18,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from resnet_explorer.datasets import loading as data
+from resnet_explorer.common import DataError
+from resnet_explorer.datasets import (
+    Augment,
+    BatchTransform,
+    Preprocess,
+    ZipLimits,
+    describe_dataset,
+    extract_zip,
+    load_dataset,
+)
 from resnet_explorer.datasets import folders as data_files
+from resnet_explorer.datasets import loading as data
 from resnet_explorer.datasets import uploads as data_zip
-from resnet_explorer.datasets.loading import DataError, describe_dataset, load_dataset
-from resnet_explorer.datasets.uploads import ZipLimits, extract_zip
-from resnet_explorer.datasets.transforms import Augment, BatchTransform, Preprocess
 
 
 # ----- digits ----------------------------------------------------------------------------------

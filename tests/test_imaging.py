@@ -17,14 +17,9 @@ import pytest
 from PIL import Image, ImageFile, features
 from skimage import data as skdata
 
-from resnet_explorer.datasets import imaging
-from resnet_explorer.datasets.imaging import (
-    ALLOWED_FORMATS,
-    ImageRejected,
-    decode_image,
-    decode_many,
-    sniff_format,
-)
+from resnet_explorer.common import ImageRejected, UserError
+from resnet_explorer.datasets import decode_image, decode_many, imaging, sniff_format
+from resnet_explorer.datasets.imaging import ALLOWED_FORMATS
 
 W, H = 96, 64  # non-square on purpose: rotations must show up in the size
 PHOTOS = ("chelsea", "coffee", "astronaut")
@@ -513,9 +508,9 @@ def test_sniff_format() -> None:
         assert sniff_format(data) is None
 
 
-def test_image_rejected_is_a_value_error_and_pickles() -> None:
+def test_image_rejected_is_a_user_error_and_pickles() -> None:
     exc = ImageRejected("a.png", "the file is empty")
-    assert isinstance(exc, ValueError)
+    assert isinstance(exc, UserError) and exc.problems == ["a.png: the file is empty"]
     assert str(exc) == "a.png: the file is empty"
     again = pickle.loads(pickle.dumps(exc))
     assert str(again) == str(exc) and again.name == "a.png" and again.reason == "the file is empty"

@@ -12,12 +12,10 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from resnet_explorer.arch.config import ArchConfig
-from resnet_explorer.inference.gradcam import colorize, grad_cam, overlay
-from resnet_explorer.inference.predictor import Predictor, results_csv
-from resnet_explorer.arch.model import build_model
-from resnet_explorer.models.card import ModelCard
-from resnet_explorer.datasets.transforms import Preprocess
+from resnet_explorer.arch import ArchConfig, build_model
+from resnet_explorer.datasets import Preprocess
+from resnet_explorer.inference import Predictor, colorize, grad_cam, overlay, results_csv
+from resnet_explorer.models import ModelCard
 from tests.inference_helpers import encode
 
 SMALL = dict(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16), depthwise=(False, False))

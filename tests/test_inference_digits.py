@@ -15,11 +15,10 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from resnet_explorer.arch import ArchConfig, build_model
+from resnet_explorer.datasets import Preprocess
+from resnet_explorer.inference import Predictor
 from resnet_explorer.models import store
-from resnet_explorer.arch.config import ArchConfig
-from resnet_explorer.inference.predictor import Predictor
-from resnet_explorer.arch.model import build_model
-from resnet_explorer.datasets.transforms import Preprocess
 
 SIZE = 16
 RENDER = 64  # uploads are bigger than the network input, as real ones are

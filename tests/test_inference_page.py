@@ -13,10 +13,8 @@ from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 from torchvision.models import ResNet34_Weights
 
-from resnet_explorer.models import store
-from resnet_explorer.arch.config import ArchConfig
-from resnet_explorer.arch.model import build_model
-from resnet_explorer.models.pretrained import RESNET34_IMAGENET
+from resnet_explorer.arch import ArchConfig, build_model
+from resnet_explorer.models import RESNET34_IMAGENET, store
 from tests.inference_helpers import TINY, CreatesFile, encode, sidecar_for
 
 TIMEOUT = 90

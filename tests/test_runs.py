@@ -9,11 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from resnet_explorer.runs import control as runs
+from resnet_explorer.common import RunError
 from resnet_explorer.models import store
-from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.runs import RunPaths, read_jsonl, read_status, write_status
+from resnet_explorer.runs import control as runs
+from resnet_explorer.runs.layout import try_lock
 from resnet_explorer.runs.supervisor import outcome_after_exit, queue_dir, runs_ahead
-from resnet_explorer.runs.layout import RunPaths, read_jsonl, read_status, try_lock, write_status
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 LONG = replace(TINY_TRAIN, epochs=1000)  # runs until cancelled
@@ -26,11 +27,11 @@ def state(run_id, root):
 
 def test_queue_runs_one_at_a_time_first_in_first_out_and_cancels_promptly(home):
     root, w = home / "runs", home / "weights"
-    first = runs.start_run(TINY_ARCH, LONG, runs_dir=root, weights_dir=w, dedupe_key="click")
-    again = runs.start_run(TINY_ARCH, LONG, runs_dir=root, weights_dir=w, dedupe_key="click")
+    first = runs.start_run(TINY_ARCH, LONG, device="cpu", runs_dir=root, weights_dir=w, dedupe_key="click")
+    again = runs.start_run(TINY_ARCH, LONG, device="cpu", runs_dir=root, weights_dir=w, dedupe_key="click")
     assert again == first  # a double click starts one run
-    second = runs.start_run(TINY_ARCH, LONG, runs_dir=root, weights_dir=w)
-    third = runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root, weights_dir=w)
+    second = runs.start_run(TINY_ARCH, LONG, device="cpu", runs_dir=root, weights_dir=w)
+    third = runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root, weights_dir=w)
     assert len(runs.list_runs(root)) == 3
     wait_for(lambda: (runs.get_run(first, root).step or 0) > 5, 60, "the first run to train")
     assert state(second, root) == state(third, root) == "queued"
@@ -59,7 +60,7 @@ def test_queue_runs_one_at_a_time_first_in_first_out_and_cancels_promptly(home):
 def test_killed_run_shows_interrupted_and_resumes_from_its_checkpoint(home):
     root, w = home / "runs", home / "weights"
     cfg = replace(TINY_TRAIN, epochs=12)
-    run_id = runs.start_run(TINY_ARCH, cfg, runs_dir=root, weights_dir=w)
+    run_id = runs.start_run(TINY_ARCH, cfg, device="cpu", runs_dir=root, weights_dir=w)
     paths = RunPaths(root / run_id)
     wait_for(lambda: paths.checkpoint.exists() and (runs.get_run(run_id, root).epoch >= 2), 60,
              "a checkpoint")
@@ -80,7 +81,7 @@ def test_killed_run_shows_interrupted_and_resumes_from_its_checkpoint(home):
     wait_for(lambda: state(run_id, root) == "interrupted", 10, "interrupted after restart")
     assert "machine restarted" in runs.get_run(run_id, root).message
 
-    with pytest.raises(ConfigError, match="only interrupted, cancelled, failed runs resume"):
+    with pytest.raises(RunError, match="only interrupted, cancelled, failed runs resume"):
         write_status(paths, state="completed")
         runs.resume_run(run_id, root)
     write_status(paths, state="interrupted")
@@ -110,7 +111,7 @@ def test_a_dead_run_found_by_a_reader_is_marked_interrupted(tmp_path):
     fd = try_lock(paths.lock)
     try:
         assert runs.get_run(run_id, tmp_path).state == "running"
-        with pytest.raises(ConfigError, match="still active"):
+        with pytest.raises(RunError, match="still active"):
             runs.resume_run(run_id, tmp_path)
     finally:
         os.close(fd)
@@ -141,6 +142,6 @@ def test_outcome_of_a_trainer_that_ended_without_reporting():
 
 def test_run_ids_are_never_paths(tmp_path):
     for bad in ("../x", "/etc", "20250101-000000-digits-abcd/../../x"):
-        with pytest.raises(ConfigError, match="not a run id"):
+        with pytest.raises(RunError, match="not a run id"):
             runs.get_run(bad, tmp_path)
     assert runs.list_runs(tmp_path / "missing") == []

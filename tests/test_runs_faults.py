@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from resnet_explorer.common import RunError
+from resnet_explorer.runs import RunPaths, read_status, write_status
 from resnet_explorer.runs import control as runs
-from resnet_explorer.arch.config import ConfigError
+from resnet_explorer.runs.layout import try_lock
 from resnet_explorer.runs.supervisor import queue_dir, runs_ahead, slot_lock
-from resnet_explorer.runs.layout import RunPaths, read_status, try_lock, write_status
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 
@@ -55,7 +56,7 @@ def children_of_this_process(zombies_only: bool) -> list[int]:
 
 def test_resume_after_a_killed_waiting_supervisor_does_not_wait_behind_itself(busy_cpu):
     root = busy_cpu
-    run_id = runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root)
+    run_id = runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root)
     paths = RunPaths(root / run_id)
     os.kill(supervisor(root, run_id), signal.SIGKILL)  # OOM killer, reboot, ...
     wait_for(lambda: state(root, run_id) == "interrupted", 10, "interrupted")
@@ -89,12 +90,12 @@ def test_a_repeated_start_reuses_only_a_run_that_is_still_there(busy_cpu):
     stale = root / ".queue" / "dedupe-0123"
     stale.write_text("20250101-000000-digits-0001")
     os.utime(stale, (1, 1))
-    first = runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root, dedupe_key="tab:settings")
+    first = runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root, dedupe_key="tab:settings")
     assert not stale.exists()  # markers older than the window are forgotten
-    assert runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root, dedupe_key="tab:settings") == first
+    assert runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root, dedupe_key="tab:settings") == first
     supervisor(root, first)
     assert runs.cancel_run(first, root, wait_s=10) == f"removed queued run {first}"
-    second = runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root, dedupe_key="tab:settings")
+    second = runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root, dedupe_key="tab:settings")
     assert second != first and state(root, second) == "queued"
 
 
@@ -111,7 +112,7 @@ def test_readers_of_a_run_removed_under_them_see_it_gone_and_never_recreate_it(t
     assert runs._settle(paths, status) is None
     assert not paths.dir.exists()
     assert runs.cancel_run(run_id, tmp_path) == f"run {run_id} was removed"
-    with pytest.raises(ConfigError, match="was removed"):
+    with pytest.raises(RunError, match="was removed"):
         runs.resume_run(run_id, tmp_path)
     # A deletion that was itself interrupted leaves a hidden tombstone, which is not a run.
     tomb = RunPaths(tmp_path / f".removed-{run_id}-1")
@@ -138,7 +139,7 @@ def test_cancelling_queued_runs_while_pages_read_them_leaves_no_errors_and_no_le
     reader.start()
     try:
         for _ in range(3):
-            ids.append(runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root))
+            ids.append(runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root))
             supervisor(root, ids[-1])
             assert runs.cancel_run(ids[-1], root, wait_s=10) == f"removed queued run {ids[-1]}"
             assert runs.cancel_run(ids[-1], root) == f"run {ids[-1]} was removed"  # 2nd session
@@ -152,7 +153,7 @@ def test_cancelling_queued_runs_while_pages_read_them_leaves_no_errors_and_no_le
 
 def test_supervisors_leave_the_dashboard_and_no_zombies_behind(busy_cpu):
     root = busy_cpu
-    ids = [runs.start_run(TINY_ARCH, TINY_TRAIN, runs_dir=root) for _ in range(2)]
+    ids = [runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root) for _ in range(2)]
     pids = [supervisor(root, run_id) for run_id in ids]
     assert not set(pids) & set(children_of_this_process(zombies_only=False))
     assert all(os.getpgid(pid) == pid for pid in pids)  # own process group, to signal as one

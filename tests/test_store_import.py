@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from resnet_explorer.arch.config import BASELINE, ArchConfig, ConfigError
-from resnet_explorer.arch.model import build_model
-from resnet_explorer.models.importing import ImportRefused, prepare_import
-from resnet_explorer.models.card import ModelCard, check_model_name
+from resnet_explorer.arch import BASELINE, ArchConfig, build_model
+from resnet_explorer.common import ModelError
+from resnet_explorer.models import ModelCard, check_model_name, prepare_import
 from tests.inference_helpers import TINY, CreatesFile, sidecar_for
+
 
 def torch_bytes(obj) -> bytes:
     buf = io.BytesIO()
@@ -92,7 +92,7 @@ def test_code_running_pickles_are_refused_and_nothing_runs(tmp_path, state):
     }
     messages = {}
     for name, data in payloads.items():
-        with pytest.raises(ImportRefused) as info:
+        with pytest.raises(ModelError) as info:
             prepare_import([(name, data)], TINY)
         messages[name] = str(info.value)
     assert not target.exists(), "a payload ran"
@@ -163,7 +163,7 @@ def _with(state, **changes):
         "truncated-safetensors", "sha-mismatch",
         "class-count", "nan-json", "sidecar-arch-mismatch"])
 def test_bad_uploads_are_refused_with_a_reason(state, files, expected):
-    with pytest.raises(ImportRefused, match=expected):
+    with pytest.raises(ModelError, match=expected):
         prepare_import(files(state), TINY)
 
 
@@ -175,7 +175,7 @@ def test_safetensors_header_is_checked_before_tensors_are_loaded(state, monkeypa
 
     monkeypatch.setattr(mi, "load_safetensors", never)
     wrong = save_safetensors({**state, "fc.weight": torch.zeros(5, 16)})
-    with pytest.raises(ImportRefused, match="fc.weight: file \\(5, 16\\)"):
+    with pytest.raises(ModelError, match="fc.weight: file \\(5, 16\\)"):
         prepare_import([("x.safetensors", wrong), ("x.json", json.dumps(sidecar_for()).encode())],
                        TINY)
 
@@ -184,19 +184,19 @@ def test_safetensors_header_is_checked_before_tensors_are_loaded(state, monkeypa
 @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "x" * 81, "con sole", "end.",
                                   "nul\x00", 7])
 def test_unsafe_model_names_are_refused(name):
-    with pytest.raises(ConfigError, match="model name"):
+    with pytest.raises(ModelError, match="model name"):
         check_model_name(name)
 
 
 def test_sidecar_problems_are_listed_together():
     side = sidecar_for(input_size=[1, 32, 32], normalization={"mean": [0, 0, 0], "std": [1, 0, 1]},
                        source="stolen")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ModelError) as info:
         ModelCard.from_sidecar(side)
     text = str(info.value)
     assert "3 channels" not in text and "network takes 3" in text and "source must be" in text
     side = sidecar_for(normalization={"mean": [0, 0, 0], "std": [1, 0, 1]})
-    with pytest.raises(ConfigError, match="std must be positive"):
+    with pytest.raises(ModelError, match="std must be positive"):
         ModelCard.from_sidecar(side)
     card = ModelCard.from_sidecar(sidecar_for())
     assert ModelCard.from_sidecar(card.to_sidecar()) == card

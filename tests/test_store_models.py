@@ -9,11 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from resnet_explorer.models import store
-from resnet_explorer.arch.config import ArchConfig, ConfigError
-from resnet_explorer.inference.predictor import Predictor
-from resnet_explorer.arch.model import build_model
-from resnet_explorer.models.importing import ImportRefused, import_model
+from resnet_explorer.arch import ArchConfig, build_model
+from resnet_explorer.common import ModelError
+from resnet_explorer.inference import Predictor
+from resnet_explorer.models import import_model, store
 from tests.inference_helpers import TINY, sidecar_for
 
 
@@ -57,9 +56,9 @@ def test_fingerprint_changes_when_a_model_file_is_replaced(folder):
 def test_rename_moves_both_files_and_updates_the_name_inside(folder):
     model = save_tiny(folder, "old")
     save_tiny(folder, "taken")
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(ModelError, match="already exists"):
         store.rename_model("old", "taken", folder)
-    with pytest.raises(ConfigError, match="model name"):
+    with pytest.raises(ModelError, match="model name"):
         store.rename_model("old", "../escape", folder)
     store.rename_model("old", "new", folder)
     assert sorted(p.name for p in folder.iterdir()) == ["new.json", "new.safetensors",
@@ -67,7 +66,7 @@ def test_rename_moves_both_files_and_updates_the_name_inside(folder):
     assert json.loads((folder / "new.json").read_text())["name"] == "new"
     loaded, sidecar = store.load_model("new", folder)
     torch.testing.assert_close(loaded.fc.weight, model.fc.weight)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ModelError, match="no model named"):
         store.rename_model("old", "again", folder)
 
 
@@ -75,7 +74,7 @@ def test_delete_removes_the_model(folder):
     save_tiny(folder, "gone")
     store.delete_model("gone", folder)
     assert list(folder.iterdir()) == [] and store.list_models(folder) == []
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ModelError, match="no model named"):
         store.delete_model("gone", folder)
 
 
@@ -97,7 +96,7 @@ def test_import_saves_a_checked_model_and_never_overwrites(folder):
     assert card.name == "net" and card.source == "imported" and len(card.sha256) == 64
     loaded, _ = store.load_model("net", folder)
     torch.testing.assert_close(loaded.state_dict()["fc.weight"], state["fc.weight"])
-    with pytest.raises(ImportRefused, match="already exists"):
+    with pytest.raises(ModelError, match="already exists"):
         import_model(files, ArchConfig(), weights_dir=folder)
     buf = io.BytesIO()
     torch.save(state, buf)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.arch.config import ArchConfig
+from resnet_explorer.arch import ArchConfig
 
 TIMEOUT = 60
 

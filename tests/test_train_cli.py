@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from resnet_explorer.models import store
-from resnet_explorer.runs.layout import RunPaths, read_status
+from resnet_explorer.runs import RunPaths, read_status
 from resnet_explorer.training.job import main
 from tests.train_helpers import ROOT, TINY_ARCH, cli_env, train_cli_args
 

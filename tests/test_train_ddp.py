@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from resnet_explorer.models import store
-from resnet_explorer.runs.layout import RunPaths, read_jsonl, read_status
+from resnet_explorer.runs import RunPaths, read_jsonl, read_status
 from tests.train_helpers import ROOT, cli_env, train_cli_args
 
 

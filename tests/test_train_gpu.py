@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from resnet_explorer.models import store
-from resnet_explorer.training.job import run_training
+from resnet_explorer.training import run_training
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
 pytestmark = [pytest.mark.gpu,

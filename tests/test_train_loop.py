@@ -13,13 +13,13 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from resnet_explorer.common import fileio
+from resnet_explorer.datasets import BatchTransform, load_dataset
 from resnet_explorer.models import store
+from resnet_explorer.runs import RunPaths, read_jsonl, read_status
+from resnet_explorer.runs.layout import try_lock
+from resnet_explorer.training import RunRecorder, Trainer, run_training
 from resnet_explorer.training import loop as train_loop
-from resnet_explorer.datasets.loading import load_dataset
-from resnet_explorer.runs.layout import RunPaths, read_jsonl, read_status, try_lock
-from resnet_explorer.training.job import RunRecorder, run_training
-from resnet_explorer.training.loop import Trainer, evaluate
-from resnet_explorer.datasets.transforms import BatchTransform
+from resnet_explorer.training.loop import evaluate
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.runs import control as runs
 from resnet_explorer.models import store
+from resnet_explorer.runs import control as runs
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "train.py")
@@ -58,7 +58,7 @@ def test_start_from_the_page_then_watch_cancel_and_reload(home):
     assert at.session_state["inf_model"] == f"{run.run_id}-best"
 
     # A long run started elsewhere shows up here, live, and is cancelled from the page.
-    other = runs.start_run(TINY_ARCH, replace(TINY_TRAIN, epochs=1000), runs_dir=home / "runs")
+    other = runs.start_run(TINY_ARCH, replace(TINY_TRAIN, epochs=1000), device="cpu", runs_dir=home / "runs")
     wait_for(lambda: runs.get_run(other, home / "runs").state == "running", 30, "the long run")
     fresh = page()  # a second browser, or a reload
     assert fresh.selectbox(key="train_run").value == other

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from resnet_explorer.arch import build_model
+from resnet_explorer.common import ModelError
+from resnet_explorer.datasets import Preprocess
 from resnet_explorer.models import store
-from resnet_explorer.arch.config import ConfigError
-from resnet_explorer.arch.model import build_model
-from resnet_explorer.datasets.transforms import Preprocess
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
 
@@ -49,7 +49,7 @@ def test_weights_that_do_not_match_their_sidecar_are_refused(saved):
     other = build_model(TINY_ARCH)
     store.save_model(other, sidecar(), "other", folder)
     (folder / "tiny.safetensors").write_bytes((folder / "other.safetensors").read_bytes())
-    with pytest.raises(ConfigError, match="does not match its sidecar"):
+    with pytest.raises(ModelError, match="does not match its sidecar"):
         store.load_model("tiny", folder)
 
 
@@ -57,16 +57,16 @@ def test_wrong_shapes_non_finite_values_and_bad_names_are_refused(saved, tmp_pat
     model, _ = saved
     state = dict(model.state_dict())
     state["fc.weight"] = torch.zeros(3, 16)
-    with pytest.raises(ConfigError, match=r"fc.weight: file \(3, 16\), architecture \(10, 16\)"):
+    with pytest.raises(ModelError, match=r"fc.weight: file \(3, 16\), architecture \(10, 16\)"):
         store.save_model(state, sidecar(), "bad", tmp_path / "x")
     state = dict(model.state_dict())
     state["fc.bias"] = torch.full((10,), float("nan"))
-    with pytest.raises(ConfigError, match="NaN"):
+    with pytest.raises(ModelError, match="NaN"):
         store.save_model(state, sidecar(), "bad", tmp_path / "x")
-    with pytest.raises(ConfigError, match="class_names has 3 entries"):
+    with pytest.raises(ModelError, match="class_names has 3 entries"):
         store.save_model(model, sidecar(class_names=["a", "b", "c"]), "bad", tmp_path / "x")
     for name in ("../up", "a/b", ".hidden", ""):
-        with pytest.raises(ConfigError, match="model name"):
+        with pytest.raises(ModelError, match="model name"):
             store.save_model(model, sidecar(), name, tmp_path / "x")
     assert not (tmp_path / "x").exists()  # nothing written for a refused save
 
@@ -76,7 +76,7 @@ def test_edited_sidecar_that_renames_the_model_is_refused(saved):
     data = json.loads((folder / "tiny.json").read_text())
     data["name"] = "someone-else"
     (folder / "tiny.json").write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match="names it"):
+    with pytest.raises(ModelError, match="names it"):
         store.load_model("tiny", folder)
 
 
@@ -97,7 +97,7 @@ def test_a_save_that_must_not_overwrite_never_replaces_an_existing_model(saved):
     model, folder = saved
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     other = build_model(TINY_ARCH)  # different weights, same name
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(ModelError, match="already exists"):
         store.save_model(other, sidecar(), "tiny", folder, overwrite=False)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temp file either
     store.save_model(other, sidecar(), "tiny", folder)  # the trainer's -best/-last updates

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from resnet_explorer.arch.config import ArchConfig
-from resnet_explorer.runs.layout import RunPaths, read_status
-from resnet_explorer.training.config import TrainConfig
+from resnet_explorer.arch import ArchConfig
+from resnet_explorer.runs import RunPaths, read_status
+from resnet_explorer.training import TrainConfig
 
 # Two stages of one block, 8 and 16 channels, on 8-pixel digits: ~3 k parameters, an epoch of
 # digits in well under a second on one core, and it still learns (> 50 % in a few epochs).

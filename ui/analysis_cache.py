@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.analysis.summary import Analysis, analyze, torchinfo_text
-from resnet_explorer.arch.config import ArchConfig
+from resnet_explorer.analysis import Analysis, analyze, torchinfo_text
+from resnet_explorer.arch import ArchConfig
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -11,7 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from resnet_explorer.arch.config import MAX_WIDTH, PRESETS, ArchConfig, ConfigError
+from resnet_explorer.arch import MAX_WIDTH, PRESETS, ArchConfig
+from resnet_explorer.common import ConfigError
 
 STAGE_FIELDS = ("blocks", "widths", "depthwise")
 SCALAR_FIELDS = (

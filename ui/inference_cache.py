@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from resnet_explorer.common.devices import resolve_device
-from resnet_explorer.inference.predictor import Predictor
+from resnet_explorer.inference import Predictor
 
 
 # The fingerprint (sha256, size, mtime of the file in use) is part of the key, so a model

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.arch.config import BASELINE
+from resnet_explorer.arch import BASELINE, count_parameters
 from resnet_explorer.common.devices import describe_devices
-from resnet_explorer.arch.model import count_parameters
 from ui.state import current_arch
 
 

@@ -6,7 +6,8 @@ from dataclasses import fields
 
 import streamlit as st
 
-from resnet_explorer.arch.config import BASELINE, ArchConfig, ConfigError
+from resnet_explorer.arch import BASELINE, ArchConfig
+from resnet_explorer.common import ConfigError
 
 ARCH_KEY = "arch"
 _ARCH_FIELDS = {f.name for f in fields(ArchConfig)}

@@ -1,1 +1,39 @@
-"""TODO"""
+"""What a configured network costs, layer by layer, without running it: the shape walk over a
+meta-device build, `analyze()` with its totals, tables and text reports; the CLI is
+`python -m resnet_explorer.analysis`. Figures for the Summary page are in `analysis.charts`
+(plotly, imported by full name).
+
+Imports `arch` and `common` only.
+"""
+
+from .report import (
+                     LayerChange,
+                     changed_blocks,
+                     changes_frame,
+                     compare_layers,
+                     layer_frame,
+                     mib,
+                     other_flops_text,
+                     shape_text,
+                     si,
+                     stage_frame,
+                     text_report,
+                     totals,
+)
+from .summary import (
+                     Analysis,
+                     BlockSummary,
+                     StageSummary,
+                     analyze,
+                     check_input_size,
+                     parse_input_size,
+                     torchinfo_text,
+)
+from .walk import LayerRow
+
+__all__ = [
+    "Analysis", "BlockSummary", "StageSummary", "LayerRow", "analyze", "check_input_size",
+    "parse_input_size", "torchinfo_text",
+    "LayerChange", "changed_blocks", "changes_frame", "compare_layers", "layer_frame", "mib",
+    "other_flops_text", "shape_text", "si", "stage_frame", "text_report", "totals",
+]

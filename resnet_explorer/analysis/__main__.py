@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..arch.config import PRESETS, ArchConfig, ConfigError
+from ..arch.config import PRESETS, ArchConfig
+from ..common.errors import ConfigError
 from .report import text_report
 from .summary import analyze, parse_input_size, torchinfo_text
 

@@ -7,9 +7,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .summary import Analysis, BlockSummary
-from .report import MIB, shape_text, si
 from ..arch.config import MAX_STAGES
+from .report import MIB, shape_text, si
+from .summary import Analysis, BlockSummary
 
 Labelled = tuple[str, Analysis]  # legend label and its analysis
 HIGHLIGHT = "#d62728"

@@ -27,17 +27,14 @@ from typing import Any
 
 from torch import nn
 
-from ..arch.config import ArchConfig, ConfigError
-from .walk import LayerRow, Walker, WalkError, shortcut_kind
+from ..arch.config import ArchConfig
 from ..arch.model import build_model, meta_model
+from ..common.errors import InputSizeError
+from .walk import LayerRow, Walker, WalkError, shortcut_kind
 
 MIN_SIDE, MAX_SIDE = 8, 2048  # pixels; the page offers 32–512
 MAX_BATCH = 4096
 OP_CLASSES = ("norm", "activation", "residual add", "pooling", "SE", "bias")
-
-
-class InputSizeError(ConfigError):
-    """The network cannot run on the requested input; `problems` name the stage that fails."""
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,36 @@
-"""TODO"""
+"""The network itself: option tables, `ArchConfig` and presets, layer factories, blocks,
+`build_model`, and the checks and transfers of weights against an architecture.
+
+Imports only `common`: everything above (analysis, training, models, pages) builds on it.
+"""
+
+from .config import (
+                     ACTIVATIONS,
+                     BASELINE,
+                     BLOCKS,
+                     MAX_BLOCKS_PER_STAGE,
+                     MAX_CLASSES,
+                     MAX_PARAMS,
+                     MAX_STAGES,
+                     MAX_WIDTH,
+                     NORMS,
+                     PRESETS,
+                     SHORTCUTS,
+                     STEMS,
+                     ArchConfig,
+)
+from .model import ResNet, build_model, count_parameters, meta_model
+from .weights import (
+                     TransferReport,
+                     check_state_dict,
+                     expected_tensors,
+                     require_layout,
+                     transfer_weights,
+)
+
+__all__ = [
+    "ACTIVATIONS", "BASELINE", "BLOCKS", "MAX_BLOCKS_PER_STAGE", "MAX_CLASSES", "MAX_PARAMS",
+    "MAX_STAGES", "MAX_WIDTH", "NORMS", "PRESETS", "SHORTCUTS", "STEMS", "ArchConfig",
+    "ResNet", "build_model", "count_parameters", "meta_model",
+    "TransferReport", "check_state_dict", "expected_tensors", "require_layout", "transfer_weights",
+]

@@ -8,11 +8,12 @@ and URL query parameters with strict, user-facing validation.
 from __future__ import annotations
 
 import json
-import math
-import types
 import typing
 from dataclasses import dataclass, fields
 from typing import Any
+
+from ..common.errors import ConfigError
+from ..common.schema import check_settings, dataclass_from_dict, parse_json_object, setting
 
 STEMS = ("imagenet", "deep", "cifar")
 BLOCKS = ("basic", "bottleneck", "preact")
@@ -28,35 +29,34 @@ MAX_CLASSES = 100_000
 MAX_PARAMS = 500_000_000
 
 
-class ConfigError(ValueError):
-    """Invalid configuration; `problems` holds one human-readable sentence per issue."""
-
-    def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
-
-
 @dataclass(frozen=True)
 class ArchConfig:
-    stem: str = "imagenet"
-    stem_width: int = 64  # channels leaving the stem; the deep stem uses half of it inside
-    blocks: tuple[int, ...] = (3, 4, 6, 3)
-    widths: tuple[int, ...] = (64, 128, 256, 512)  # "planes" per stage, before block expansion
-    width_multiplier: float = 1.0
-    block: str = "basic"
-    shortcut: str = "B"
-    depthwise: tuple[bool, ...] = (False, False, False, False)
-    activation: str = "relu"
-    leaky_slope: float = 0.01
-    norm: str = "batch"
-    norm_groups: int = 32
-    se_reduction: int = 0  # 0 = no squeeze-excitation
-    dropout: float = 0.0
-    drop_path: float = 0.0
-    zero_init_last: bool = False
-    head_hidden: int = 0  # 0 = pool + fc; k = pool + 1x1 conv to k channels + act + fc
-    in_channels: int = 3
-    num_classes: int = 1000
+    stem: str = setting("imagenet", "Stem", choices=STEMS)
+    stem_width: int = setting(64, "Stem width (channels out of the stem)", 1, MAX_WIDTH,
+                              help="the deep stem uses half of it inside")
+    blocks: tuple[int, ...] = setting((3, 4, 6, 3), "Blocks", 1, MAX_BLOCKS_PER_STAGE,
+                                      item="blocks")
+    widths: tuple[int, ...] = setting((64, 128, 256, 512), "Width", 1, MAX_WIDTH, item="width",
+                                      help="channels per stage before block expansion")
+    width_multiplier: float = setting(1.0, "Width multiplier (applied to every stage width)",
+                                      0.0625, 4.0, step=0.25)
+    block: str = setting("basic", "Block", choices=BLOCKS)
+    shortcut: str = setting("B", "Shortcut", choices=SHORTCUTS)
+    depthwise: tuple[bool, ...] = setting((False, False, False, False),
+                                          "Depthwise-separable 3×3", item="depthwise")
+    activation: str = setting("relu", "Activation", choices=ACTIVATIONS)
+    leaky_slope: float = setting(0.01, "Negative slope (leaky ReLU; initial PReLU slope)",
+                                 0.0, 1.0, step=0.01)
+    norm: str = setting("batch", "Normalization", choices=NORMS)
+    norm_groups: int = setting(32, "Groups (GroupNorm)", 1, MAX_WIDTH)
+    se_reduction: int = setting(0, "Squeeze-excitation reduction (0 = off, 16 = SENet)", 0, 1024)
+    dropout: float = setting(0.0, "Dropout before the classifier", 0.0, 0.95, step=0.05)
+    drop_path: float = setting(0.0, "Stochastic depth rate (last block)", 0.0, 0.95, step=0.05)
+    zero_init_last: bool = setting(False, "Zero-init the last norm of each block")
+    head_hidden: int = setting(0, "Head hidden channels (0 = pool + fc; k = pool + 1×1 conv to "
+                                  "k + fc)", 0, 16384)
+    in_channels: int = setting(3, "Input channels", choices=(1, 3))
+    num_classes: int = setting(1000, "Classes", 1, MAX_CLASSES)
 
     # ----- derived figures -------------------------------------------------------------
     @property
@@ -185,21 +185,7 @@ def _word(value: Any) -> str:
 
 
 def _check_field_values(cfg: ArchConfig) -> list[str]:
-    p: list[str] = []
-
-    def choice(name: str, allowed: tuple[str, ...]) -> None:
-        if getattr(cfg, name) not in allowed:
-            p.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(cfg, name)!r})")
-
-    def in_range(name: str, value: float, lo: float, hi: float) -> None:
-        if not (lo <= value <= hi):
-            p.append(f"{name} must be between {lo} and {hi} (got {value})")
-
-    choice("stem", STEMS)
-    choice("block", BLOCKS)
-    choice("shortcut", SHORTCUTS)
-    choice("activation", ACTIVATIONS)
-    choice("norm", NORMS)
+    p = check_settings(cfg)
     n = len(cfg.blocks)
     if not 1 <= n <= MAX_STAGES:
         p.append(f"blocks must list 1 to {MAX_STAGES} stages (got {n})")
@@ -207,25 +193,8 @@ def _check_field_values(cfg: ArchConfig) -> list[str]:
         p.append(f"widths must have one entry per stage ({n}), got {len(cfg.widths)}")
     if len(cfg.depthwise) != n:
         p.append(f"depthwise must have one entry per stage ({n}), got {len(cfg.depthwise)}")
-    for i, b in enumerate(cfg.blocks, start=1):
-        if not 1 <= b <= MAX_BLOCKS_PER_STAGE:
-            p.append(f"stage {i}: blocks must be between 1 and {MAX_BLOCKS_PER_STAGE} (got {b})")
-    for i, w in enumerate(cfg.widths, start=1):
-        if not 1 <= w <= MAX_WIDTH:
-            p.append(f"stage {i}: width must be between 1 and {MAX_WIDTH} (got {w})")
-    in_range("width_multiplier", cfg.width_multiplier, 0.0625, 4.0)
-    in_range("stem_width", cfg.stem_width, 2 if cfg.stem == "deep" else 1, MAX_WIDTH)
-    if cfg.stem == "deep" and cfg.stem_width % 2:
+    if cfg.stem == "deep" and (cfg.stem_width < 2 or cfg.stem_width % 2):
         p.append(f"stem_width must be even for the deep stem (got {cfg.stem_width})")
-    in_range("leaky_slope", cfg.leaky_slope, 0.0, 1.0)
-    in_range("norm_groups", cfg.norm_groups, 1, MAX_WIDTH)
-    in_range("se_reduction", cfg.se_reduction, 0, 1024)
-    in_range("dropout", cfg.dropout, 0.0, 0.95)
-    in_range("drop_path", cfg.drop_path, 0.0, 0.95)
-    in_range("head_hidden", cfg.head_hidden, 0, 16384)
-    if cfg.in_channels not in (1, 3):
-        p.append(f"in_channels must be 1 or 3 (got {cfg.in_channels})")
-    in_range("num_classes", cfg.num_classes, 1, MAX_CLASSES)
     if p:  # the checks below need well-formed stages
         return p
     widths = cfg.stage_widths
@@ -262,106 +231,6 @@ PRESETS: dict[str, ArchConfig] = {
     "resnet34-dw": ArchConfig(depthwise=(True, True, True, True)),
     "preact-resnet34": ArchConfig(block="preact"),
 }
-
-
-# ----- strict JSON / dict parsing shared by every config dataclass -------------------------
-def parse_json_object(text: str | bytes, max_bytes: int = 65_536) -> dict[str, Any]:
-    """json.loads with the limits an upload box needs: size, nesting, NaN, object at top."""
-    if isinstance(text, bytes):
-        if len(text) > max_bytes:
-            raise ConfigError(f"config file is {len(text):,} bytes; the limit is {max_bytes:,}")
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ConfigError("config file is not UTF-8 text") from None
-    if len(text) > max_bytes:
-        raise ConfigError(f"config text is {len(text):,} characters; the limit is {max_bytes:,}")
-
-    def no_constants(name: str) -> None:
-        raise ConfigError(f"{name} is not allowed in a config (numbers must be finite)")
-
-    try:
-        data = json.loads(text, parse_constant=no_constants)
-    except ConfigError:
-        raise
-    except RecursionError:
-        raise ConfigError("config JSON is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
-        raise ConfigError(f"config is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-def dataclass_from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Build `cls` from plain data, checking each field against its annotation."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be an object with named fields, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.init}
-    problems = [f"{where}: unknown field {k!r}" for k in data if k not in known]
-    values: dict[str, Any] = {}
-    for name, raw in data.items():
-        if name not in known:
-            continue
-        try:
-            values[name] = _coerce(raw, hints[name], name)
-        except ConfigError as exc:
-            problems.append(f"{where}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    obj = cls(**values)
-    if hasattr(obj, "validate"):
-        problems = obj.validate()
-        if problems:
-            raise ConfigError(problems)
-    return obj
-
-
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(hint):
-            try:
-                return _coerce(value, option, name)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0])
-    if hint is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{name} must be null")
-    if origin is tuple:
-        item_type = typing.get_args(hint)[0]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{name} must be a list, got {type(value).__name__}")
-        if len(value) > 64:
-            raise ConfigError(f"{name} has {len(value)} entries; at most 64 are allowed")
-        return tuple(_coerce(v, item_type, f"{name}[{i}]") for i, v in enumerate(value))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} must be a whole number, got {value!r}")
-        if abs(value) > 10**12:
-            raise ConfigError(f"{name} is far too large ({str(value)[:20]}…)")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-        if not math.isfinite(value) or abs(value) > 1e12:
-            raise ConfigError(f"{name} must be a finite number of sensible size, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name} must be text, got {value!r}")
-        if len(value) > 4096:
-            raise ConfigError(f"{name} is too long ({len(value)} characters)")
-        return value
-    raise ConfigError(f"{name} has an unsupported type")
 
 
 def _jsonable(value: Any) -> Any:
@@ -403,5 +272,5 @@ def _parse_query_value(hint: Any, raw: str, name: str) -> Any:
 
 __all__ = [
     "ACTIVATIONS", "BASELINE", "BLOCKS", "NORMS", "PRESETS", "SHORTCUTS", "STEMS",
-    "ArchConfig", "ConfigError", "dataclass_from_dict", "parse_json_object",
+    "ArchConfig",
 ]

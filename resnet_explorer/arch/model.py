@@ -1,10 +1,8 @@
-"""build_model: an ArchConfig becomes a network; transfer_weights moves tensors between variants."""
+"""build_model: an ArchConfig becomes a network (torchvision's layout and state-dict names)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -124,34 +122,3 @@ def meta_model(cfg: ArchConfig) -> ResNet:
 def count_parameters(cfg: ArchConfig) -> int:
     """Trainable parameters, from the shared meta-device build: no weights are allocated."""
     return sum(p.numel() for p in meta_model(cfg).parameters() if p.requires_grad)
-
-
-@dataclass
-class TransferReport:
-    loaded: list[str] = field(default_factory=list)
-    shape_mismatch: list[str] = field(default_factory=list)  # "name: (src) → (dst)"
-    fresh: list[str] = field(default_factory=list)  # in the model, absent from the source
-    unexpected: list[str] = field(default_factory=list)  # in the source, absent from the model
-
-    def summary(self) -> str:
-        return (f"{len(self.loaded)} tensors loaded, {len(self.shape_mismatch)} skipped for shape, "
-                f"{len(self.fresh)} freshly initialised, {len(self.unexpected)} unused")
-
-
-def transfer_weights(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> TransferReport:
-    """Copy every tensor whose name and shape match; report the rest instead of failing."""
-    report = TransferReport()
-    target = model.state_dict()
-    matched = {}
-    for name, tensor in state_dict.items():
-        if name not in target:
-            report.unexpected.append(name)
-        elif tuple(tensor.shape) != tuple(target[name].shape):
-            report.shape_mismatch.append(
-                f"{name}: {tuple(tensor.shape)} → {tuple(target[name].shape)}")
-        else:
-            matched[name] = tensor
-            report.loaded.append(name)
-    report.fresh = [n for n in target if n not in matched and n not in state_dict]
-    model.load_state_dict(matched, strict=False)
-    return report

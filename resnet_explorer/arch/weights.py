@@ -1,4 +1,5 @@
-"""Tensors against an architecture: the one check used when saving, loading and importing.
+"""Tensors against an architecture: the one check used when saving, loading and importing,
+and the transfer of whatever fits from one variant into another.
 
 A model file is only trusted once its tensors are exactly the architecture's: the same
 names, the same shapes, floating point where the network is floating point, and finite.
@@ -7,15 +8,14 @@ names, the same shapes, floating point where the network is floating point, and 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
-from .config import ArchConfig, ConfigError
+from ..common.errors import WeightsMismatch
+from .config import ArchConfig
 from .model import meta_model
-
-
-class WeightsMismatch(ConfigError):
-    """The tensors do not fit the architecture; `problems` says how."""
 
 
 def expected_tensors(arch: ArchConfig) -> dict[str, torch.Tensor]:
@@ -65,3 +65,34 @@ def check_state_dict(state: Mapping[str, torch.Tensor],
             raise WeightsMismatch(f"tensor {k} contains NaN or infinite values")
         out[k] = t.to(ref.dtype).contiguous()
     return out
+
+
+@dataclass
+class TransferReport:
+    loaded: list[str] = field(default_factory=list)
+    shape_mismatch: list[str] = field(default_factory=list)  # "name: (src) → (dst)"
+    fresh: list[str] = field(default_factory=list)  # in the model, absent from the source
+    unexpected: list[str] = field(default_factory=list)  # in the source, absent from the model
+
+    def summary(self) -> str:
+        return (f"{len(self.loaded)} tensors loaded, {len(self.shape_mismatch)} skipped for shape, "
+                f"{len(self.fresh)} freshly initialised, {len(self.unexpected)} unused")
+
+
+def transfer_weights(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> TransferReport:
+    """Copy every tensor whose name and shape match; report the rest instead of failing."""
+    report = TransferReport()
+    target = model.state_dict()
+    matched = {}
+    for name, tensor in state_dict.items():
+        if name not in target:
+            report.unexpected.append(name)
+        elif tuple(tensor.shape) != tuple(target[name].shape):
+            report.shape_mismatch.append(
+                f"{name}: {tuple(tensor.shape)} → {tuple(target[name].shape)}")
+        else:
+            matched[name] = tensor
+            report.loaded.append(name)
+    report.fresh = [n for n in target if n not in matched and n not in state_dict]
+    model.load_state_dict(matched, strict=False)
+    return report

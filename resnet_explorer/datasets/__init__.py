@@ -1,1 +1,22 @@
-"""TODO"""
+"""Images for training: the catalogue of sources (torch-free), loading whole datasets into
+memory, image folders and zip uploads, safe decoding of any uploaded image, and the batched
+on-device transforms shared by training and inference.
+
+Imports `common` only.
+"""
+
+from .catalogue import SOURCES, Augment, SourceInfo, crop_resize_for, source_info
+from .folders import FOLDER_ROOTS_ENV, IMAGE_EXTENSIONS, resolve_folder, scan_folder
+from .imaging import decode_image, decode_many, sniff_format
+from .loading import DatasetSummary, ImageData, describe_dataset, load_dataset
+from .transforms import BatchTransform, Preprocess, fit_side, resize_center_crop
+from .uploads import UploadReport, ZipLimits, extract_upload, extract_zip, uploads_dir
+
+__all__ = [
+    "SOURCES", "Augment", "SourceInfo", "crop_resize_for", "source_info",
+    "FOLDER_ROOTS_ENV", "IMAGE_EXTENSIONS", "resolve_folder", "scan_folder",
+    "decode_image", "decode_many", "sniff_format",
+    "DatasetSummary", "ImageData", "describe_dataset", "load_dataset",
+    "BatchTransform", "Preprocess", "fit_side", "resize_center_crop",
+    "UploadReport", "ZipLimits", "extract_upload", "extract_zip", "uploads_dir",
+]

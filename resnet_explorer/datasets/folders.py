@@ -17,17 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import imaging
-from . import transforms
+from ..common.errors import DataError, ImageRejected
+from . import imaging, transforms
 
-__all__ = ["DataError", "IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
+__all__ = ["IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
            "decode_one", "resize_center_crop", "stratified_split"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used; str() is the message for the person."""
 
 
 Files = list[tuple[Path, int]]
@@ -136,7 +132,7 @@ def _decode_or_error(path: Path, channels: int, resize: int) -> np.ndarray | str
     try:
         data = path.read_bytes()
         img = imaging.decode_image(data, mode="L" if channels == 1 else "RGB", name=path.name)
-    except (OSError, imaging.ImageRejected) as exc:
+    except (OSError, ImageRejected) as exc:
         return str(exc)
     return resize_center_crop(img, resize)
 

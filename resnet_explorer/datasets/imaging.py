@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..common.errors import ImageRejected
+
 MAX_BYTES = 25 * 1024 * 1024  # larger uploads are refused before parsing
 MAX_SIDE = 8192  # width and height cap
 MAX_PIXELS = 40_000_000  # 40 MP, below Pillow's MAX_IMAGE_PIXELS (~89 MP)
@@ -49,18 +51,6 @@ _OTHER = (
 # our own uses prevents that; only the cheap header parse runs under the lock.
 _WARNINGS_LOCK = threading.Lock()
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
-
-
-class ImageRejected(ValueError):
-    """An upload that cannot be used; str() ("<name>: <reason>") is the message to show."""
-
-    def __init__(self, name: str, reason: str = "") -> None:
-        super().__init__(name, reason)  # args match __init__, so it pickles
-        self.name = name
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.reason}" if self.reason else self.name
 
 
 def sniff_format(data: bytes) -> str | None:

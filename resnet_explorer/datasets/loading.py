@@ -25,51 +25,17 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .folders import (DataError, Files, decode_files, decode_one,
-                         resolve_folder, scan_folder, stratified_split)
+from ..common.errors import DataError
 from ..common.paths import data_dir
-from .transforms import Augment, Preprocess, fit_side
+from .catalogue import SOURCES, crop_resize_for, source_info
+from .folders import Files, decode_files, decode_one, resolve_folder, scan_folder, stratified_split
+from .transforms import Preprocess, fit_side
 
-__all__ = [
-    "SOURCES", "SourceInfo", "DataError", "ImageData", "DatasetSummary", "load_dataset",
-    "describe_dataset", "crop_resize_for",
-]
+__all__ = ["ImageData", "DatasetSummary", "load_dataset", "describe_dataset"]
 
 MAX_DATASET_BYTES = 4 * 2**30  # stored uint8 images; beyond this ask for a limit or smaller size
 SPLIT_SEED = 0  # validation split never depends on the run's seed, so runs stay comparable
 DOWNLOAD_TIMEOUT_S = 20.0
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    label: str
-    kind: str  # "array" | "files"
-    augment: Augment  # policy for natural vs. symbol-like images
-    needs_path: bool = False
-    download: bool = False
-
-
-# Digits and MNIST are not mirror-symmetric: no flip. Natural images: flip + crops.
-_SYMBOLS = Augment(flip=False, translate=0.1)
-_CLOTHES = Augment(flip=True, translate=0.1)
-_SMALL_PHOTOS = Augment(flip=True, translate=0.125)  # CIFAR's pad-4-and-crop at 32 px
-_PHOTOS = Augment(flip=True, translate=0.0, min_area=0.35)  # random-resized-crop style
-
-SOURCES: dict[str, SourceInfo] = {
-    "digits": SourceInfo("Digits (built-in, 1,797 8×8 handwritten digits, offline)", "array", _SYMBOLS),
-    "mnist": SourceInfo("MNIST (download, 70,000 28×28 digits)", "array", _SYMBOLS, download=True),
-    "fashionmnist": SourceInfo("FashionMNIST (download, 70,000 28×28 clothes)", "array", _CLOTHES,
-                               download=True),
-    "cifar10": SourceInfo("CIFAR-10 (download, 60,000 32×32 photos)", "array", _SMALL_PHOTOS,
-                          download=True),
-    "cifar100": SourceInfo("CIFAR-100 (download, 60,000 32×32 photos)", "array", _SMALL_PHOTOS,
-                           download=True),
-    "imagenette": SourceInfo("Imagenette (download, 13,394 photos of 10 ImageNet classes)", "files",
-                             _PHOTOS, download=True),
-    "folder": SourceInfo("Local image folder (one sub-folder per class)", "files", _PHOTOS,
-                         needs_path=True),
-    "upload": SourceInfo("Uploaded zip of class folders", "files", _PHOTOS, needs_path=True),
-}
 
 
 @dataclass
@@ -118,18 +84,11 @@ class DatasetSummary:
 
 
 # ----- public entry points ------------------------------------------------------------------
-def crop_resize_for(source: str, image_size: int) -> int:
-    """The `resize` (shorter side before the center crop) that pairs with `image_size`."""
-    if SOURCES[source].kind == "files":
-        return int(round(image_size / 0.875))  # the classic 256 → 224
-    return image_size  # fixed-size arrays: the whole image is the input
-
-
 def load_dataset(source: str, *, channels: int, image_size: int, data_path: str = "",
                  val_fraction: float = 0.2, train_limit: int = 0, val_limit: int = 0,
                  root: Path | None = None, download: bool = True) -> ImageData:
     """Load a whole dataset into memory, ready for `transforms.BatchTransform`."""
-    info = _info(source)
+    info = source_info(source)
     root = Path(root) if root is not None else data_dir()
     resize = crop_resize_for(source, image_size)
     if info.kind == "array":
@@ -166,7 +125,7 @@ def describe_dataset(source: str, *, channels: int = 3, data_path: str = "",
                      val_fraction: float = 0.2, root: Path | None = None,
                      samples: int = 16) -> DatasetSummary:
     """Classes, counts and a few sample images, without downloading or decoding everything."""
-    info = _info(source)
+    info = source_info(source)
     root = Path(root) if root is not None else data_dir()
     summary = DatasetSummary(source, info.label, available=False)
     try:
@@ -314,12 +273,6 @@ def _list_files(source: str, root: Path, data_path: str, download: bool, val_fra
 
 
 # ----- helpers ----------------------------------------------------------------------------
-def _info(source: str) -> SourceInfo:
-    if source not in SOURCES:
-        raise DataError(f"unknown dataset {source!r}; choose one of {', '.join(SOURCES)}")
-    return SOURCES[source]
-
-
 def _limit(x: np.ndarray, y: np.ndarray, limit: int) -> Arrays:
     if not limit or limit >= len(y):
         return x, y

@@ -22,7 +22,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-__all__ = ["Preprocess", "Augment", "BatchTransform", "fit_side", "resize_center_crop"]
+from .catalogue import Augment
+
+__all__ = ["Preprocess", "BatchTransform", "fit_side", "resize_center_crop"]
 
 
 def resize_center_crop(image: Image.Image, resize: int, size: int) -> Image.Image:
@@ -57,17 +59,6 @@ class Preprocess:
             "resize": self.resize,
             "normalization": {"mean": list(self.mean), "std": list(self.std)},
         }
-
-
-@dataclass(frozen=True)
-class Augment:
-    flip: bool = False  # random horizontal mirror
-    translate: float = 0.0  # random shift up to this fraction of the side (zero padded)
-    min_area: float = 1.0  # < 1: random crop covering [min_area, 1] of the stored image
-
-    @property
-    def active(self) -> bool:
-        return self.flip or self.translate > 0 or self.min_area < 1
 
 
 class BatchTransform:

@@ -26,10 +26,11 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import imaging
-from .folders import IMAGE_EXTENSIONS, DataError
+from ..common.errors import DataError, ImageRejected
 from ..common.fileio import atomic_write_json
 from ..common.paths import data_dir
+from . import imaging
+from .folders import IMAGE_EXTENSIONS
 
 __all__ = ["ZipLimits", "UploadReport", "extract_zip", "extract_upload", "uploads_dir"]
 
@@ -225,7 +226,7 @@ def _extract(archive: zipfile.ZipFile, entries: list[Entry], dest: Path, report:
             raise DataError(f"the zip inflates to more than {limits.max_total_bytes / 2**30:.1f} GiB")
         try:
             imaging.decode_image(payload, mode="RGB", name=info.filename)
-        except imaging.ImageRejected as exc:
+        except ImageRejected as exc:
             _skip_corrupt(report, str(exc))
             continue
         folder = dest / split / class_name if split else dest / class_name

@@ -30,15 +30,21 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import gradcam
-from ..models import store
 from ..analysis.summary import analyze
-from ..datasets.imaging import ImageRejected, decode_image
 from ..arch.model import ResNet
-from ..models.pretrained import (
-    RESNET34_IMAGENET, PretrainedSpec, ProgressFn, imagenet_model, imagenet_sidecar)
-from ..models.card import ModelCard
+from ..common.errors import ImageRejected
+from ..datasets.imaging import decode_image
 from ..datasets.transforms import resize_center_crop
+from ..models import store
+from ..models.card import ModelCard
+from ..models.pretrained import (
+    RESNET34_IMAGENET,
+    PretrainedSpec,
+    ProgressFn,
+    imagenet_model,
+    imagenet_sidecar,
+)
+from . import gradcam
 
 __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",
            "DEFAULT_BATCH"]

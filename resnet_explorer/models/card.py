@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..arch.config import ArchConfig, ConfigError
+from ..arch.config import ArchConfig
+from ..common.errors import ModelError, UserError
 from ..datasets.transforms import Preprocess
 
 __all__ = ["FORMAT", "MODEL_SOURCES", "ModelCard", "check_model_name"]
@@ -28,7 +29,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 def check_model_name(name: Any) -> str:
     """A model name is a file stem: letters, digits, '.', '_', '-'; no path, no hidden file."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith("."):
-        raise ConfigError(
+        raise ModelError(
             f"model name {str(name)[:90]!r} must be 1–80 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
     return name
@@ -50,16 +51,16 @@ class ModelCard:
     @classmethod
     def from_sidecar(cls, data: Any) -> ModelCard:
         if not isinstance(data, dict):
-            raise ConfigError("the sidecar must be a JSON object")
+            raise ModelError("the sidecar must be a JSON object")
         if data.get("format") != FORMAT:
-            raise ConfigError(
+            raise ModelError(
                 f"the sidecar's format must be {FORMAT!r} (got {data.get('format')!r})")
         problems: list[str] = []
 
         def grab(fn: Any, *args: Any) -> Any:
             try:
                 return fn(*args)
-            except ConfigError as exc:
+            except UserError as exc:
                 problems.extend(exc.problems)
                 return None
 
@@ -84,7 +85,7 @@ class ModelCard:
         if not isinstance(sha, str) or (sha and not re.fullmatch(r"[0-9a-f]{64}", sha)):
             problems.append("sha256 must be 64 lowercase hex digits")
         if problems:
-            raise ConfigError(problems)
+            raise ModelError(problems)
         return cls(name=name, arch=arch, class_names=classes, preprocess=pre, source=source,
                    metrics=metrics, train=train, run_id=run_id, created=created, sha256=sha)
 
@@ -107,9 +108,9 @@ class ModelCard:
 
 def _class_names(raw: Any, arch: ArchConfig | None) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(c, str) and len(c) <= 200 for c in raw):
-        raise ConfigError("class_names must be a list of texts of at most 200 characters")
+        raise ModelError("class_names must be a list of texts of at most 200 characters")
     if arch is not None and len(raw) != arch.num_classes:
-        raise ConfigError(f"class_names has {len(raw)} entries but the network has "
+        raise ModelError(f"class_names has {len(raw)} entries but the network has "
                           f"{arch.num_classes} outputs")
     return tuple(raw)
 
@@ -118,27 +119,27 @@ def _preprocess(data: dict[str, Any], arch: ArchConfig | None) -> Preprocess:
     size, resize, norm = data.get("input_size"), data.get("resize"), data.get("normalization")
     if (not isinstance(size, list) or len(size) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
-        raise ConfigError("input_size must be [channels, height, width] as whole numbers")
+        raise ModelError("input_size must be [channels, height, width] as whole numbers")
     c, h, w = size
     if h != w:
-        raise ConfigError(f"input_size must be square (got {h}×{w})")
+        raise ModelError(f"input_size must be square (got {h}×{w})")
     if not 1 <= h <= MAX_SIDE:
-        raise ConfigError(f"input side must be between 1 and {MAX_SIDE} (got {h})")
+        raise ModelError(f"input side must be between 1 and {MAX_SIDE} (got {h})")
     if arch is not None and c != arch.in_channels:
-        raise ConfigError(f"input_size has {c} channels but the network takes {arch.in_channels}")
+        raise ModelError(f"input_size has {c} channels but the network takes {arch.in_channels}")
     if not isinstance(resize, int) or isinstance(resize, bool) or not h <= resize <= 2 * MAX_SIDE:
-        raise ConfigError(f"resize must be a whole number between {h} and {2 * MAX_SIDE} "
+        raise ModelError(f"resize must be a whole number between {h} and {2 * MAX_SIDE} "
                           f"(got {resize!r})")
     if not isinstance(norm, dict):
-        raise ConfigError("normalization must be an object with mean and std")
+        raise ModelError("normalization must be an object with mean and std")
     stats = []
     for key in ("mean", "std"):
         values = norm.get(key)
         if (not isinstance(values, list) or len(values) != c
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                            and math.isfinite(v) for v in values)):
-            raise ConfigError(f"normalization {key} must be {c} finite numbers")
+            raise ModelError(f"normalization {key} must be {c} finite numbers")
         stats.append(tuple(float(v) for v in values))
     if min(stats[1]) <= 0:
-        raise ConfigError("normalization std must be positive")
+        raise ModelError("normalization std must be positive")
     return Preprocess(channels=c, size=h, resize=resize, mean=stats[0], std=stats[1])

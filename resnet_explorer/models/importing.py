@@ -30,15 +30,16 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_safetensors
 
-from . import store
-from ..arch.config import ArchConfig, ConfigError, parse_json_object
 from ..arch import weights as weights_check
-from ..arch.model import TransferReport
-from .pretrained import RESNET34_IMAGENET, imagenet_sidecar, read_checkpoint, transfer_imagenet
+from ..arch.config import ArchConfig
+from ..arch.weights import TransferReport
+from ..common.errors import ConfigError, ImportRefused
+from ..common.schema import parse_json_object
+from . import store
 from .card import ModelCard, check_model_name
-from ..arch.weights import WeightsMismatch
+from .pretrained import RESNET34_IMAGENET, imagenet_sidecar, read_checkpoint, transfer_imagenet
 
-__all__ = ["ImportRefused", "ImportedModel", "check_state_dict", "read_safetensors",
+__all__ = ["ImportedModel", "read_safetensors",
            "read_torch_file", "prepare_import", "import_model", "import_imagenet_transfer",
            "MAX_MODEL_BYTES"]
 
@@ -47,25 +48,11 @@ MAX_HEADER_BYTES = 16 * 2**20
 _DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32")  # safetensors names; cast on import
 
 
-class ImportRefused(ValueError):
-    """The upload cannot be imported; str() is the message to show."""
-
-
 @dataclass
 class ImportedModel:
     card: ModelCard
     state_dict: dict[str, torch.Tensor]
     notes: list[str] = field(default_factory=list)
-
-
-# ----- tensors against an architecture ---------------------------------------------------
-def check_state_dict(state: Mapping[str, torch.Tensor],
-                     arch: ArchConfig) -> dict[str, torch.Tensor]:
-    """weights_check's verdict, as the refusal the Inference page shows."""
-    try:
-        return weights_check.check_state_dict(state, arch)
-    except WeightsMismatch as exc:
-        raise ImportRefused(str(exc)) from None
 
 
 def _infer_arch(state: Mapping[str, torch.Tensor], base: ArchConfig) -> ArchConfig:
@@ -106,15 +93,13 @@ def read_safetensors(data: bytes, arch: ArchConfig) -> dict[str, torch.Tensor]:
                 isinstance(d, int) and 0 <= d < 2**31 for d in shape):
             raise ImportRefused(f"tensor {str(tname)[:80]!r} has an unsupported dtype or shape")
         shapes[tname] = tuple(shape)
-    try:  # before a single tensor is materialised
-        weights_check.require_layout(shapes, weights_check.expected_tensors(arch))
-    except WeightsMismatch as exc:
-        raise ImportRefused(str(exc)) from None
+    # Before a single tensor is materialised.
+    weights_check.require_layout(shapes, weights_check.expected_tensors(arch))
     try:
         state = load_safetensors(bytes(data))  # validates offsets and sizes itself
     except Exception as exc:  # the library's own error types vary by version
         raise ImportRefused(f"the safetensors file is damaged ({str(exc)[:200]})") from None
-    return check_state_dict(state, arch)
+    return weights_check.check_state_dict(state, arch)
 
 
 def read_torch_file(data: bytes) -> dict[str, torch.Tensor]:
@@ -215,7 +200,7 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
                          f"{card.preprocess.size}) and "
                          + ("ImageNet class names." if card.class_names[0] != "class 0"
                             else "numbered class names."))
-        state = check_state_dict(raw, card.arch)
+        state = weights_check.check_state_dict(raw, card.arch)
     final = check_model_name(name) if name else card.name
     card = dataclasses.replace(card, name=final, source="imported", created="", sha256="")
     return ImportedModel(card, state, notes)
@@ -243,11 +228,9 @@ def import_model(files: Iterable[Any], current_arch: ArchConfig, name: str | Non
     """Check and save into the store; refuses to overwrite an existing model."""
     imported = prepare_import(files, current_arch, name)
     card = imported.card
-    try:  # refuses an existing name, even one taken by a concurrent import
-        store.save_model(imported.state_dict, card.to_sidecar(), card.name, weights_dir,
-                         overwrite=False)
-    except ConfigError as exc:
-        raise ImportRefused(str(exc)) from None
+    # Refuses an existing name, even one taken by a concurrent import.
+    store.save_model(imported.state_dict, card.to_sidecar(), card.name, weights_dir,
+                     overwrite=False)
     saved = store.read_model_card(card.name, weights_dir)
     return saved, imported.notes
 
@@ -265,8 +248,5 @@ def import_imagenet_transfer(cfg: ArchConfig, name: str, weights_dir: Path | Non
     sidecar = imagenet_sidecar(RESNET34_IMAGENET, cfg, name=name)
     sidecar["metrics"] = {"transferred_tensors": len(report.loaded),
                           "reinitialised_tensors": len(report.fresh) + len(report.shape_mismatch)}
-    try:
-        store.save_model(model, sidecar, name, weights_dir, overwrite=False)
-    except ConfigError as exc:
-        raise ImportRefused(str(exc)) from None
+    store.save_model(model, sidecar, name, weights_dir, overwrite=False)
     return store.read_model_card(name, weights_dir), report

@@ -33,10 +33,12 @@ import torch
 from torchvision.models import ResNet34_Weights
 
 from ..arch.config import BASELINE, ArchConfig
-from ..arch.model import ResNet, TransferReport, build_model, transfer_weights
+from ..arch.model import ResNet, build_model
+from ..arch.weights import TransferReport, transfer_weights
+from ..common.errors import PretrainedUnavailable
 from ..common.paths import weights_dir as default_weights_dir
-from .card import FORMAT
 from ..datasets.transforms import Preprocess
+from .card import FORMAT
 
 __all__ = [
     "PretrainedSpec", "RESNET34_IMAGENET", "PretrainedUnavailable", "ProgressFn",
@@ -53,10 +55,6 @@ _CHUNK = 1 << 20
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub.HASH_REGEX: resnet34-<sha256 prefix>.pth
-
-
-class PretrainedUnavailable(RuntimeError):
-    """The weights cannot be had right now; str() says exactly what to do about it."""
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from ..arch.config import ArchConfig, ConfigError, parse_json_object
-from ..common.fileio import atomic_write_bytes, atomic_write_json
+from ..arch.config import ArchConfig
 from ..arch.model import build_model
+from ..arch.weights import check_state_dict
+from ..common.errors import ModelError, UserError, WeightsMismatch
+from ..common.fileio import atomic_write_bytes, atomic_write_json
 from ..common.paths import weights_dir as default_weights_dir
+from ..common.schema import parse_json_object
 from .card import FORMAT, ModelCard, check_model_name
-from ..arch.weights import WeightsMismatch, check_state_dict
 
 __all__ = ["save_model", "load_model", "model_files", "read_sidecar", "MAX_SIDECAR_BYTES"]
 
@@ -47,7 +49,7 @@ def save_model(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], side
     `name`, `format`, `sha256` and (if absent) `created` are filled in here, so
     callers cannot get them wrong; the rest of the sidecar is validated
     against the weights before anything is written. With overwrite=False an existing
-    model of that name is never replaced, even by a concurrent save (ConfigError).
+    model of that name is never replaced, even by a concurrent save (ModelError).
     """
     weights_path, sidecar_path = model_files(name, weights_dir)
     state = (model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module)
@@ -62,7 +64,7 @@ def save_model(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], side
     try:
         atomic_write_bytes(weights_path, payload, exclusive=not overwrite)
     except FileExistsError:
-        raise ConfigError(f"a model named {name!r} already exists; choose another name") from None
+        raise ModelError(f"a model named {name!r} already exists; choose another name") from None
     atomic_write_json(sidecar_path, full)
     return weights_path
 
@@ -78,11 +80,11 @@ def _read_sidecar(name: str, weights_dir: Path | None) -> tuple[dict[str, Any], 
     try:
         raw = sidecar_path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"model {name!r}: the sidecar {sidecar_path.name} is missing") from None
+        raise ModelError(f"model {name!r}: the sidecar {sidecar_path.name} is missing") from None
     data = parse_json_object(raw, max_bytes=MAX_SIDECAR_BYTES)
     card = ModelCard.from_sidecar(data)
     if card.name != name:
-        raise ConfigError(f"model {name!r}: its sidecar names it {card.name!r}")
+        raise ModelError(f"model {name!r}: its sidecar names it {card.name!r}")
     return data, card
 
 
@@ -94,14 +96,14 @@ def load_model(name: str, weights_dir: Path | None = None,
     try:
         payload = weights_path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"model {name!r}: the weights file {weights_path.name} is missing") from None
+        raise ModelError(f"model {name!r}: the weights file {weights_path.name} is missing") from None
     if card.sha256 and hashlib.sha256(payload).hexdigest() != card.sha256:
-        raise ConfigError(f"model {name!r}: the weights file does not match its sidecar "
+        raise ModelError(f"model {name!r}: the weights file does not match its sidecar "
                           "(changed or replaced after saving)")
     try:
         tensors = load_safetensors(payload)
     except (SafetensorError, ValueError) as exc:
-        raise ConfigError(f"model {name!r}: the weights file is damaged ({exc})") from None
+        raise ModelError(f"model {name!r}: the weights file is damaged ({exc})") from None
     tensors = _checked(tensors, card.arch, name)
     model = build_model(card.arch)
     model.load_state_dict(tensors, strict=True)
@@ -118,7 +120,7 @@ def _plain_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     seen: set[tuple[int, int]] = set()
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
-            raise ConfigError(f"{key} is not a tensor")
+            raise ModelError(f"{key} is not a tensor")
         t = value.detach().to("cpu").contiguous()
         ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
         if ident in seen or t.untyped_storage().nbytes() != t.numel() * t.element_size():
@@ -133,7 +135,7 @@ def _checked(tensors: Mapping[str, torch.Tensor], arch: ArchConfig,
     try:
         return check_state_dict(tensors, arch)
     except WeightsMismatch as exc:
-        raise ConfigError([f"model {name!r}: {p}" for p in exc.problems]) from None
+        raise WeightsMismatch([f"model {name!r}: {p}" for p in exc.problems]) from None
 
 
 # ----- listing, renaming, deleting (added for the Inference page) ------------------------------
@@ -163,7 +165,7 @@ class ModelInfo:
 
 
 def read_model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
-    """The checked sidecar of a stored model, typed; ConfigError if missing or invalid."""
+    """The checked sidecar of a stored model, typed; ModelError if missing or invalid."""
     return _read_sidecar(name, weights_dir)[1]
 
 
@@ -176,12 +178,12 @@ def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:
         try:
             check_model_name(name)  # also skips hidden temporary files (".x.tmp")
             stat = path.stat()
-        except (ConfigError, OSError):
+        except (UserError, OSError):
             continue
         card, problem = None, ""
         try:
             card = read_model_card(name, folder)
-        except (ConfigError, OSError) as exc:
+        except (UserError, OSError) as exc:
             problem = str(exc)
         found.append(ModelInfo(name, path, card, problem, stat.st_size, stat.st_mtime_ns))
     return sorted(found, key=lambda m: (-m.modified_ns, m.name))
@@ -194,9 +196,9 @@ def rename_model(old: str, new: str, weights_dir: Path | None = None) -> None:
     if old == new:
         return
     if not old_weights.is_file():
-        raise FileNotFoundError(f"there is no model named {old!r}")
+        raise ModelError(f"there is no model named {old!r}")
     sidecar = read_sidecar(old, weights_dir)
-    taken = ConfigError(f"a model named {new!r} already exists; choose another name")
+    taken = ModelError(f"a model named {new!r} already exists; choose another name")
     # A hard link claims the new name atomically (it fails if the name exists), so two
     # sessions renaming onto the same name cannot overwrite each other's model.
     try:
@@ -216,6 +218,6 @@ def delete_model(name: str, weights_dir: Path | None = None) -> None:
     """Remove a model: weights first, so it leaves the listing at once, then its sidecar."""
     weights, sidecar = model_files(name, weights_dir)
     if not weights.exists() and not sidecar.exists():
-        raise FileNotFoundError(f"there is no model named {name!r}")
+        raise ModelError(f"there is no model named {name!r}")
     weights.unlink(missing_ok=True)
     sidecar.unlink(missing_ok=True)

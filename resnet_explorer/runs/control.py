@@ -1,8 +1,8 @@
 """The run store and queue as the dashboard sees it: start, list, cancel, resume, read.
 
-Each run is a directory ``runs/<id>/`` (layout in runstate.py). Starting a run
+Each run is a directory ``runs/<id>/`` (layout.py). Starting a run
 writes its configs and a "queued" status, then launches a detached supervisor
-(runner.py) that waits for the device, runs the trainer and records the end.
+(supervisor.py) that waits for the device, runs the trainer and records the end.
 The dashboard itself only reads run directories, so a page reload, a second
 browser or a restarted server all see the same runs.
 """
@@ -18,17 +18,33 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from ..arch.config import ArchConfig, ConfigError
+from ..common.errors import ConfigError, RunError
 from ..common.fileio import atomic_write_json, atomic_write_text
 from ..common.paths import REPO_ROOT
 from ..common.paths import runs_dir as default_runs_dir
+from .layout import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    QUEUED,
+    RunPaths,
+    lock_is_held,
+    read_jsonl,
+    read_status,
+    remove_run_dir,
+    sweep_tombstones,
+    try_lock,
+    write_status,
+)
 from .supervisor import drop_markers, launch_supervisor, queue_dir
-from .layout import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths,
-                       lock_is_held, read_jsonl, read_status, remove_run_dir, sweep_tombstones,
-                       try_lock, write_status)
-from ..training.config import TrainConfig
+
+if TYPE_CHECKING:  # only annotations: the configs bring torch, and this room never imports it
+    from ..arch.config import ArchConfig
+    from ..training.config import TrainConfig
 
 try:
     import fcntl
@@ -36,7 +52,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["RunInfo", "RunMetrics", "start_run", "list_runs", "get_run", "cancel_run", "resume_run",
-           "read_metrics", "log_tail", "device_key", "gpu_count", "RESUMABLE"]
+           "read_metrics", "log_tail", "RESUMABLE"]
 
 RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
 SLOTS_ENV = "RESNET_EXPLORER_RUNS_PER_DEVICE"
@@ -95,27 +111,13 @@ class RunMetrics:
 
 
 # ----- starting ---------------------------------------------------------------------------
-def device_key(device: str) -> str:
-    """The queue a run waits in: the resolved device kind ("cuda", "mps" or "cpu")."""
-    from ..common.devices import resolve_device  # late: torch is only needed to resolve "auto"
-
-    try:
-        return resolve_device(device).type
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def gpu_count() -> int:
-    """CUDA devices a run could spread over with torchrun (0 without CUDA)."""
-    import torch  # late: listing and reading runs does not need torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def start_run(arch: ArchConfig, cfg: TrainConfig, *, runs_dir: Path | None = None,
+def start_run(arch: ArchConfig, cfg: TrainConfig, *, device: str, runs_dir: Path | None = None,
               weights_dir: Path | None = None, data_dir: Path | None = None, nproc: int = 1,
               dedupe_key: str | None = None, dedupe_window_s: float = 10.0) -> str:
     """Queue a run and launch its supervisor; returns the run id.
+
+    `device` is the queue the run waits in: the kind `cfg.device` resolves to ("cuda",
+    "mps", "cpu"; common.devices.device_kind), resolved by the caller, which has torch.
 
     The same `dedupe_key` within `dedupe_window_s` returns the run already
     started instead of a second one (a double click on Start), as long as that
@@ -125,7 +127,8 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, runs_dir: Path | None = Non
     cfg.check()
     if not 1 <= nproc <= 64:
         raise ConfigError(f"processes must be between 1 and 64 (got {nproc})")
-    device = device_key(cfg.device)
+    if not re.fullmatch(r"[a-z]{1,16}", device):
+        raise ConfigError(f"device queue {device[:40]!r} is not a device kind such as cpu or cuda")
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     with _launch_lock(root):
         _sweep(root, dedupe_window_s)
@@ -171,16 +174,16 @@ def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
             time.sleep(0.05)
             fd = try_lock(paths.lock, create=False)
     except FileNotFoundError:
-        raise ConfigError(f"run {run_id} was removed") from None
+        raise RunError(f"run {run_id} was removed") from None
     if fd is None:
-        raise ConfigError(f"run {run_id} is still active")
+        raise RunError(f"run {run_id} is still active")
     try:
         settled = _settle(paths, read_status(paths), fd)
         if settled is None:
-            raise ConfigError(f"run {run_id} was removed")
+            raise RunError(f"run {run_id} was removed")
         state = settled.get("state")
         if state not in RESUMABLE:
-            raise ConfigError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
+            raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
         launch = json.loads(paths.launch.read_text())
         drop_markers(paths.dir.parent, run_id)  # e.g. of a supervisor killed while waiting
         launch["marker"] = f"{time.time_ns():020d}-{run_id}"
@@ -355,7 +358,7 @@ def _sweep(root: Path, dedupe_window_s: float) -> None:
 
 def _paths(run_id: str, runs_dir: Path | None) -> RunPaths:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-        raise ConfigError(f"{str(run_id)[:80]!r} is not a run id")
+        raise RunError(f"{str(run_id)[:80]!r} is not a run id")
     return RunPaths((Path(runs_dir) if runs_dir is not None else default_runs_dir()) / run_id)
 
 

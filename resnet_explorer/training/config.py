@@ -2,8 +2,9 @@
 
 It is saved as train.json in the run directory and copied into the sidecar of
 every model the run produces, so a model file always says how it was made.
-Parsing reuses config.dataclass_from_dict (strict types, no NaN, no unknown
-keys), so architecture and training JSON obey the same rules.
+Each field is declared once with its label and bounds (`setting`): validation and the
+Train page's form both read that declaration. Parsing is common.schema's strict
+dataclass_from_dict, so architecture and training JSON obey the same rules.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..arch.config import ConfigError, dataclass_from_dict, parse_json_object
+from ..common.devices import DEVICE_CHOICES
+from ..common.errors import ConfigError
+from ..common.schema import check_settings, dataclass_from_dict, parse_json_object, setting
+from ..datasets.catalogue import SOURCES
 
-__all__ = ["TrainConfig", "QUICK", "DATASETS", "OPTIMIZERS", "SCHEDULES", "PRECISIONS",
-           "CHANNELS_LAST", "DEVICES"]
+__all__ = ["TrainConfig", "QUICK", "OPTIMIZERS", "SCHEDULES", "PRECISIONS", "CHANNELS_LAST"]
 
-# Kept here rather than imported so this module stays free of torch (the run
-# launcher and queue use it); tests check these match data.SOURCES and devices.
-DATASETS = ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "imagenette", "folder", "upload")
-DEVICES = ("auto", "cuda", "mps", "cpu")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step")
 PRECISIONS = ("auto", "bf16", "fp32")  # auto: bf16 autocast on CUDA, fp32 elsewhere
@@ -31,71 +30,49 @@ CHANNELS_LAST = ("auto", "on", "off")  # auto: on for CUDA
 @dataclass(frozen=True)
 class TrainConfig:
     # data
-    dataset: str = "digits"
-    data_path: str = ""  # folder path ("folder") or upload name ("upload")
-    image_size: int = 32
-    val_fraction: float = 0.2  # for sources without their own validation split
-    train_limit: int = 0  # use at most this many training images (0 = all)
-    val_limit: int = 0
-    augment: bool = True
+    dataset: str = setting("digits", "Dataset", choices=SOURCES)
+    data_path: str = setting("", "Folder or upload",
+                             help="the folder (dataset 'folder') or upload name ('upload')")
+    image_size: int = setting(32, "Image size (px)", 8, 512)
+    val_fraction: float = setting(0.2, "Validation fraction", 0.05, 0.5, step=0.05,
+                                  help="for sources without their own validation split")
+    train_limit: int = setting(0, "Max training images (0 = all)", 0, 10_000_000)
+    val_limit: int = setting(0, "Max validation images (0 = all)", 0, 10_000_000)
+    augment: bool = setting(True, "Augmentation")
     # optimisation
-    epochs: int = 8
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"
-    warmup_epochs: float = 2.0
-    step_every: int = 3  # "step" schedule: multiply by step_gamma every this many epochs
-    step_gamma: float = 0.1
-    label_smoothing: float = 0.1
+    epochs: int = setting(8, "Epochs", 1, 1000)
+    batch_size: int = setting(64, "Batch size", 2, 4096,  # batch norm needs two samples
+                              help="images per optimizer step (split over the processes)")
+    optimizer: str = setting("sgd", "Optimizer", choices=OPTIMIZERS)
+    lr: float = setting(0.05, "Learning rate", 1e-6, 10.0, format="%.5f",
+                        help="peak learning rate (after warm-up)")
+    momentum: float = setting(0.9, "Momentum (SGD)", 0.0, 0.999)
+    nesterov: bool = setting(True, "Nesterov (SGD)", help="needs SGD with momentum above 0")
+    weight_decay: float = setting(5e-4, "Weight decay", 0.0, 1.0, format="%.5f",
+                                  help="not applied to norm parameters and biases")
+    schedule: str = setting("onecycle", "Schedule", choices=SCHEDULES)
+    warmup_epochs: float = setting(2.0, "Warm-up epochs", 0.0, 1000.0, step=0.5)
+    step_every: int = setting(3, "Step every (epochs)", 1, 1000,
+                              help="'step' schedule: multiply the rate by the factor this often")
+    step_gamma: float = setting(0.1, "Step factor", 0.0001, 1.0)
+    label_smoothing: float = setting(0.1, "Label smoothing", 0.0, 0.5)
     # execution
-    precision: str = "auto"
-    channels_last: str = "auto"
-    seed: int = 0
-    device: str = "auto"
-    time_budget_s: float = 0.0  # stop (and keep the model) after this long; 0 = no limit
-    validate_every_epoch: bool = True
+    precision: str = setting("auto", "Precision", choices=PRECISIONS,
+                             help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+    channels_last: str = setting("auto", "Channels-last", choices=CHANNELS_LAST,
+                                 help="memory layout; auto: on for CUDA")
+    seed: int = setting(0, "Seed", 0, 2**31 - 1)
+    device: str = setting("auto", "Device", choices=DEVICE_CHOICES,
+                          help="auto: CUDA if there is a GPU, then Apple MPS, then the CPU")
+    time_budget_s: float = setting(0.0, "Time budget (s, 0 = none)", 0.0, 7 * 24 * 3600.0,
+                                   help="stop after this long and keep the model")
+    validate_every_epoch: bool = setting(True, "Validate every epoch")
 
     # ----- validation --------------------------------------------------------------------
     def validate(self) -> list[str]:
-        p: list[str] = []
-
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
-            if getattr(self, name) not in allowed:
-                p.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
-
-        def in_range(name: str, lo: float, hi: float) -> None:
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                p.append(f"{name} must be between {lo} and {hi} (got {value})")
-
-        choice("dataset", DATASETS)
-        choice("optimizer", OPTIMIZERS)
-        choice("schedule", SCHEDULES)
-        choice("precision", PRECISIONS)
-        choice("channels_last", CHANNELS_LAST)
-        choice("device", DEVICES)
-        if self.dataset in ("folder", "upload") and not self.data_path:
+        p = check_settings(self)
+        if self.dataset in SOURCES and SOURCES[self.dataset].needs_path and not self.data_path:
             p.append(f"dataset {self.dataset!r} needs data_path (the folder or upload name)")
-        in_range("image_size", 8, 512)
-        in_range("val_fraction", 0.05, 0.5)
-        in_range("train_limit", 0, 10_000_000)
-        in_range("val_limit", 0, 10_000_000)
-        in_range("epochs", 1, 1000)
-        in_range("batch_size", 2, 4096)  # batch norm needs two samples per batch
-        in_range("momentum", 0.0, 0.999)
-        in_range("weight_decay", 0.0, 1.0)
-        in_range("warmup_epochs", 0.0, 1000.0)
-        in_range("step_every", 1, 1000)
-        in_range("step_gamma", 0.0001, 1.0)
-        in_range("label_smoothing", 0.0, 0.5)
-        in_range("seed", 0, 2**31 - 1)
-        in_range("time_budget_s", 0.0, 7 * 24 * 3600.0)
-        if not 0 < self.lr <= 10:
-            p.append(f"lr must be above 0 and at most 10 (got {self.lr})")
         if self.warmup_epochs > self.epochs:
             p.append(f"warmup_epochs ({self.warmup_epochs}) cannot exceed epochs ({self.epochs})")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):

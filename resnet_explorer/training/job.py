@@ -26,15 +26,26 @@ from typing import Any
 
 import torch
 
-from ..models import store
-from ..arch.config import ArchConfig, ConfigError
-from ..datasets.loading import DataError, load_dataset
+from ..arch.config import ArchConfig
 from ..common.devices import resolve_device
-from .dist import Dist
+from ..common.errors import ConfigError, DataError
 from ..common.fileio import append_line, atomic_write_bytes, atomic_write_text
-from ..runs.layout import (CANCELLED, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunPaths,
-                       read_jsonl, try_lock, write_status)
+from ..datasets.loading import load_dataset
+from ..models import store
+from ..runs.layout import (
+    CANCELLED,
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    RunPaths,
+    read_jsonl,
+    try_lock,
+    write_status,
+)
 from .config import TrainConfig
+from .dist import Dist
 from .loop import Cancelled, Diverged, Trainer
 
 __all__ = ["run_training", "main", "model_names", "is_out_of_memory"]

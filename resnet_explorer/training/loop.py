@@ -27,11 +27,11 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ..arch.config import ArchConfig
-from ..datasets.loading import ImageData
-from .dist import Dist
 from ..arch.model import build_model
-from .config import TrainConfig
+from ..datasets.loading import ImageData
 from ..datasets.transforms import BatchTransform
+from .config import TrainConfig
+from .dist import Dist
 
 __all__ = ["Trainer", "Callbacks", "Diverged", "Cancelled", "FitResult", "CHECKPOINT_FORMAT"]
 
