@@ -2,19 +2,8 @@
 
 import streamlit as st
 
-from resnet_explorer.arch import (
-    ACTIVATIONS,
-    BASELINE,
-    BLOCKS,
-    MAX_BLOCKS_PER_STAGE,
-    MAX_STAGES,
-    MAX_WIDTH,
-    NORMS,
-    PRESETS,
-    SHORTCUTS,
-    STEMS,
-    count_parameters,
-)
+from resnet_explorer.arch import (ACTIVATIONS, BASELINE, BLOCKS, MAX_BLOCKS_PER_STAGE, MAX_STAGES,
+                                  MAX_WIDTH, NORMS, PRESETS, SHORTCUTS, STEMS, count_parameters)
 from ui import arch_form as form
 from ui.state import current_arch, set_arch, write_arch_to_url
 

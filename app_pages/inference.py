@@ -8,16 +8,9 @@ from resnet_explorer.common import ConfigError, ImportRefused, PretrainedUnavail
 from resnet_explorer.datasets.imaging import MAX_BYTES
 from resnet_explorer.inference import MAX_FILES, FileResult, Predictor, results_csv
 from resnet_explorer.inference.charts import topk_figure
-from resnet_explorer.models import (
-    MAX_MODEL_BYTES,
-    RESNET34_IMAGENET,
-    checkpoint_fingerprint,
-    download_checkpoint,
-    import_imagenet_transfer,
-    import_model,
-    store,
-    where_to_put,
-)
+from resnet_explorer.models import (MAX_MODEL_BYTES, RESNET34_IMAGENET, checkpoint_fingerprint,
+                                    download_checkpoint, import_imagenet_transfer, import_model,
+                                    store, where_to_put)
 from ui.inference_cache import imagenet_predictor, stored_predictor
 from ui.state import current_arch
 

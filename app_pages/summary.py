@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.analysis import (
-    Analysis,
-    changed_blocks,
-    changes_frame,
-    compare_layers,
-    layer_frame,
-    mib,
-    other_flops_text,
-    si,
-    stage_frame,
-)
+from resnet_explorer.analysis import (Analysis, changed_blocks, changes_frame, compare_layers,
+                                      layer_frame, mib, other_flops_text, si, stage_frame)
 from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
 from resnet_explorer.common import ConfigError

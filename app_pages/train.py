@@ -15,14 +15,8 @@ from resnet_explorer.datasets import loading as data
 from resnet_explorer.datasets import uploads as data_zip
 from resnet_explorer.runs import charts
 from resnet_explorer.runs import control as runs
-from resnet_explorer.training import (
-    CHANNELS_LAST,
-    OPTIMIZERS,
-    PRECISIONS,
-    QUICK,
-    SCHEDULES,
-    TrainConfig,
-)
+from resnet_explorer.training import (CHANNELS_LAST, OPTIMIZERS, PRECISIONS, QUICK, SCHEDULES,
+                                      TrainConfig)
 from resnet_explorer.common.devices import DEVICE_CHOICES as DEVICES, device_kind, gpu_count
 from ui.state import current_arch
 

@@ -9,15 +9,8 @@ import sys
 import pytest
 import torchvision
 
-from resnet_explorer.analysis import (
-    analyze,
-    changed_blocks,
-    compare_layers,
-    layer_frame,
-    stage_frame,
-    text_report,
-    torchinfo_text,
-)
+from resnet_explorer.analysis import (analyze, changed_blocks, compare_layers, layer_frame,
+                                      stage_frame, text_report, torchinfo_text)
 from resnet_explorer.analysis.__main__ import main
 from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig

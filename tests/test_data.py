@@ -19,15 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from resnet_explorer.common import DataError
-from resnet_explorer.datasets import (
-    Augment,
-    BatchTransform,
-    Preprocess,
-    ZipLimits,
-    describe_dataset,
-    extract_zip,
-    load_dataset,
-)
+from resnet_explorer.datasets import (Augment, BatchTransform, Preprocess, ZipLimits,
+                                      describe_dataset, extract_zip, load_dataset)
 from resnet_explorer.datasets import folders as data_files
 from resnet_explorer.datasets import loading as data
 from resnet_explorer.datasets import uploads as data_zip

@@ -9,14 +9,8 @@ import torchvision
 from hypothesis import assume, given, settings
 from torch import nn
 
-from resnet_explorer.arch import (
-    BASELINE,
-    PRESETS,
-    ArchConfig,
-    build_model,
-    count_parameters,
-    transfer_weights,
-)
+from resnet_explorer.arch import (BASELINE, PRESETS, ArchConfig, build_model, count_parameters,
+                                  transfer_weights)
 from resnet_explorer.analysis import check_input_size
 from resnet_explorer.arch.blocks import DropPath, SqueezeExcite, ZeroPadShortcut
 from resnet_explorer.common import ConfigError, UserError

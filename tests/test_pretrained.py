@@ -20,18 +20,10 @@ from torchvision.models import ResNet34_Weights
 from resnet_explorer.arch import ArchConfig
 from resnet_explorer.common import PretrainedUnavailable
 from resnet_explorer.inference import Predictor
-from resnet_explorer.models import (
-    RESNET34_IMAGENET,
-    ModelCard,
-    download_checkpoint,
-    imagenet_model,
-    imagenet_sidecar,
-)
-from resnet_explorer.models.pretrained import (
-    find_checkpoint,
-    imagenet_state_dict,
-    transfer_imagenet,
-)
+from resnet_explorer.models import (RESNET34_IMAGENET, ModelCard, download_checkpoint,
+                                    imagenet_model, imagenet_sidecar)
+from resnet_explorer.models.pretrained import (find_checkpoint, imagenet_state_dict,
+                                               transfer_imagenet)
 
 FILE = "resnet34-b627a593.pth"
 

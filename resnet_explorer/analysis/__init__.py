@@ -6,29 +6,10 @@ meta-device build, `analyze()` with its totals, tables and text reports; the CLI
 Imports `arch` and `common` only.
 """
 
-from .report import (
-                     LayerChange,
-                     changed_blocks,
-                     changes_frame,
-                     compare_layers,
-                     layer_frame,
-                     mib,
-                     other_flops_text,
-                     shape_text,
-                     si,
-                     stage_frame,
-                     text_report,
-                     totals,
-)
-from .summary import (
-                     Analysis,
-                     BlockSummary,
-                     StageSummary,
-                     analyze,
-                     check_input_size,
-                     parse_input_size,
-                     torchinfo_text,
-)
+from .report import (LayerChange, changed_blocks, changes_frame, compare_layers, layer_frame, mib,
+                     other_flops_text, shape_text, si, stage_frame, text_report, totals)
+from .summary import (Analysis, BlockSummary, StageSummary, analyze, check_input_size,
+                      parse_input_size, torchinfo_text)
 from .walk import LayerRow
 
 __all__ = [

@@ -4,33 +4,16 @@
 Imports only `common`: everything above (analysis, training, models, pages) builds on it.
 """
 
-from .config import (
-                     ACTIVATIONS,
-                     BASELINE,
-                     BLOCKS,
-                     MAX_BLOCKS_PER_STAGE,
-                     MAX_CLASSES,
-                     MAX_PARAMS,
-                     MAX_STAGES,
-                     MAX_WIDTH,
-                     NORMS,
-                     PRESETS,
-                     SHORTCUTS,
-                     STEMS,
-                     ArchConfig,
-)
+from .config import (BASELINE, MAX_BLOCKS_PER_STAGE, MAX_CLASSES, MAX_PARAMS, MAX_STAGES,
+                     MAX_WIDTH, PRESETS, ArchConfig)
 from .model import ResNet, build_model, count_parameters, meta_model
-from .weights import (
-                     TransferReport,
-                     check_state_dict,
-                     expected_tensors,
-                     require_layout,
-                     transfer_weights,
-)
+from .options import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS, Option
+from .weights import (TransferReport, check_state_dict, expected_tensors, require_layout,
+                      transfer_weights)
 
 __all__ = [
     "ACTIVATIONS", "BASELINE", "BLOCKS", "MAX_BLOCKS_PER_STAGE", "MAX_CLASSES", "MAX_PARAMS",
-    "MAX_STAGES", "MAX_WIDTH", "NORMS", "PRESETS", "SHORTCUTS", "STEMS", "ArchConfig",
+    "MAX_STAGES", "MAX_WIDTH", "NORMS", "PRESETS", "SHORTCUTS", "STEMS", "ArchConfig", "Option",
     "ResNet", "build_model", "count_parameters", "meta_model",
     "TransferReport", "check_state_dict", "expected_tensors", "require_layout", "transfer_weights",
 ]

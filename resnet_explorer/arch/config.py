@@ -14,12 +14,8 @@ from typing import Any
 
 from ..common.errors import ConfigError
 from ..common.schema import check_settings, dataclass_from_dict, parse_json_object, setting
+from .options import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS
 
-STEMS = ("imagenet", "deep", "cifar")
-BLOCKS = ("basic", "bottleneck", "preact")
-SHORTCUTS = ("A", "B", "C", "D")
-ACTIVATIONS = ("relu", "leaky_relu", "silu", "gelu", "mish", "hardswish", "elu", "prelu")
-NORMS = ("batch", "group", "layer", "instance", "none")
 
 # Bounds keep a typo (widths=[6400], blocks=[300]) from exhausting a shared server.
 MAX_STAGES = 6
@@ -271,6 +267,6 @@ def _parse_query_value(hint: Any, raw: str, name: str) -> Any:
 
 
 __all__ = [
-    "ACTIVATIONS", "BASELINE", "BLOCKS", "NORMS", "PRESETS", "SHORTCUTS", "STEMS",
-    "ArchConfig",
+    "BASELINE", "PRESETS", "ArchConfig", "MAX_STAGES", "MAX_BLOCKS_PER_STAGE", "MAX_WIDTH",
+    "MAX_CLASSES", "MAX_PARAMS",
 ]

@@ -5,25 +5,10 @@ All of it is torch-free, so runs/ and its supervisor processes stay small; the o
 that needs torch, `common.devices`, is not re-exported here: import it by its full name.
 """
 
-from .errors import (
-                     ConfigError,
-                     DataError,
-                     ImageRejected,
-                     ImportRefused,
-                     InputSizeError,
-                     ModelError,
-                     PretrainedUnavailable,
-                     RunError,
-                     UserError,
-                     WeightsMismatch,
-)
-from .fileio import (
-                     TMP_SUFFIX,
-                     append_line,
-                     atomic_write_bytes,
-                     atomic_write_json,
-                     atomic_write_text,
-)
+from .errors import (ConfigError, DataError, ImageRejected, ImportRefused, InputSizeError,
+                     ModelError, PretrainedUnavailable, RunError, UserError, WeightsMismatch)
+from .fileio import (TMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json,
+                     atomic_write_text)
 from .paths import HOME_ENV, REPO_ROOT, data_dir, home_dir, runs_dir, weights_dir
 from .schema import Spec, check_settings, dataclass_from_dict, parse_json_object, setting, spec_of
 

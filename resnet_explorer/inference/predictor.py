@@ -37,13 +37,8 @@ from ..datasets.imaging import decode_image
 from ..datasets.transforms import resize_center_crop
 from ..models import store
 from ..models.card import ModelCard
-from ..models.pretrained import (
-    RESNET34_IMAGENET,
-    PretrainedSpec,
-    ProgressFn,
-    imagenet_model,
-    imagenet_sidecar,
-)
+from ..models.pretrained import (RESNET34_IMAGENET, PretrainedSpec, ProgressFn, imagenet_model,
+                                 imagenet_sidecar)
 from . import gradcam
 
 __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",

@@ -6,33 +6,10 @@ Never imports torch (import-linter holds it): a queued run waits in a small proc
 reading runs costs no torch import. Imports `common` only.
 """
 
-from .control import (
-                      RESUMABLE,
-                      RunInfo,
-                      RunMetrics,
-                      cancel_run,
-                      get_run,
-                      list_runs,
-                      log_tail,
-                      read_metrics,
-                      resume_run,
-                      start_run,
-)
-from .layout import (
-                      ACTIVE,
-                      CANCELLED,
-                      COMPLETED,
-                      DIVERGED,
-                      FAILED,
-                      FINISHED,
-                      INTERRUPTED,
-                      QUEUED,
-                      RUNNING,
-                      RunPaths,
-                      read_jsonl,
-                      read_status,
-                      write_status,
-)
+from .control import (RESUMABLE, RunInfo, RunMetrics, cancel_run, get_run, list_runs, log_tail,
+                      read_metrics, resume_run, start_run)
+from .layout import (ACTIVE, CANCELLED, COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, QUEUED,
+                     RUNNING, RunPaths, read_jsonl, read_status, write_status)
 
 __all__ = [
     "RESUMABLE", "RunInfo", "RunMetrics", "cancel_run", "get_run", "list_runs", "log_tail",

@@ -24,22 +24,9 @@ from ..common.errors import ConfigError, RunError
 from ..common.fileio import atomic_write_json, atomic_write_text
 from ..common.paths import REPO_ROOT
 from ..common.paths import runs_dir as default_runs_dir
-from .layout import (
-    ACTIVE,
-    CANCELLED,
-    FAILED,
-    FINISHED,
-    INTERRUPTED,
-    QUEUED,
-    RunPaths,
-    lock_is_held,
-    read_jsonl,
-    read_status,
-    remove_run_dir,
-    sweep_tombstones,
-    try_lock,
-    write_status,
-)
+from .layout import (ACTIVE, CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RunPaths,
+                     lock_is_held, read_jsonl, read_status, remove_run_dir, sweep_tombstones,
+                     try_lock, write_status)
 from .supervisor import drop_markers, launch_supervisor, queue_dir
 
 if TYPE_CHECKING:  # only annotations: the configs bring torch, and this room never imports it

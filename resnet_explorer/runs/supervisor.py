@@ -33,18 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ..common.paths import REPO_ROOT
-from .layout import (
-    CANCELLED,
-    FAILED,
-    FINISHED,
-    INTERRUPTED,
-    RunPaths,
-    lock_is_held,
-    read_status,
-    remove_run_dir,
-    try_lock,
-    write_status,
-)
+from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, lock_is_held, read_status,
+                     remove_run_dir, try_lock, write_status)
 
 __all__ = ["queue_dir", "slot_lock", "runs_ahead", "drop_markers", "launch_supervisor",
            "outcome_after_exit", "trainer_command"]

@@ -32,18 +32,8 @@ from ..common.errors import ConfigError, DataError
 from ..common.fileio import append_line, atomic_write_bytes, atomic_write_text
 from ..datasets.loading import load_dataset
 from ..models import store
-from ..runs.layout import (
-    CANCELLED,
-    COMPLETED,
-    DIVERGED,
-    FAILED,
-    INTERRUPTED,
-    RUNNING,
-    RunPaths,
-    read_jsonl,
-    try_lock,
-    write_status,
-)
+from ..runs.layout import (CANCELLED, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunPaths,
+                           read_jsonl, try_lock, write_status)
 from .config import TrainConfig
 from .dist import Dist
 from .loop import Cancelled, Diverged, Trainer
