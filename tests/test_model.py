@@ -11,10 +11,10 @@ from torch import nn
 
 from resnet_explorer.arch import (BASELINE, PRESETS, ArchConfig, build_model, count_parameters,
                                   transfer_weights)
-from resnet_explorer.analysis import check_input_size
-from resnet_explorer.arch.blocks import DropPath, SqueezeExcite, ZeroPadShortcut
+from resnet_explorer.arch.layers import DropPath, SqueezeExcite, ZeroPadShortcut
 from resnet_explorer.common import ConfigError, UserError
 from tests.strategies import small_configs
+from tests.test_analysis import input_problems
 
 # Our preset name → the timm model that defines the same architecture.
 TIMM_EQUIVALENTS = {
@@ -110,7 +110,7 @@ def test_every_option_builds_and_trains(changes):
 def test_random_valid_configs_build_and_train(cfg):
     # Some valid networks cannot run on 16×16 (instance norm on a 1×1 map): the analysis
     # says so, and those are the ones it refuses (test_analysis checks that it is right).
-    assume(not check_input_size(cfg, (cfg.in_channels, 16, 16), batch=2))
+    assume(not input_problems(cfg, (cfg.in_channels, 16, 16), batch=2))
     _forward_backward(cfg, size=16)
 
 

@@ -8,14 +8,13 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from ..arch.config import MAX_STAGES
+from ..arch.options import BLOCKS, SHORTCUTS
 from .report import MIB, shape_text, si
 from .summary import Analysis, BlockSummary
+from .walk import IDENTITY_SHORTCUT
 
 Labelled = tuple[str, Analysis]  # legend label and its analysis
 HIGHLIGHT = "#d62728"
-_SHORT_KIND = {"BasicBlock": "basic", "Bottleneck": "bottleneck", "PreActBlock": "pre-act"}
-_SHORT_SHORTCUT = {"identity": "id", "1×1 projection": "1×1 proj", "avg-pool + 1×1": "pool+1×1",
-                   "zero-pad": "zero-pad"}
 _CONFIG_COLOURS = ("#1f77b4", "#ff7f0e")
 _STAGE_ORDER = ("stem", *(f"stage {i}" for i in range(1, MAX_STAGES + 1)), "head")
 
@@ -64,21 +63,22 @@ def activation_memory(configs: list[Labelled]) -> go.Figure:
     return fig
 
 
-def _block_label(b: BlockSummary) -> str:
+def _block_label(a: Analysis, b: BlockSummary) -> str:
     if b.stage == "head":
         return f"head → {b.out_shape[-1]}"
     side = shape_text(b.out_shape[2:])
     if b.stage == "stem":
         return f"stem · {side}"
-    kind, shortcut = _SHORT_KIND.get(b.kind, b.kind), _SHORT_SHORTCUT.get(b.shortcut, b.shortcut)
-    return f"{side} · {kind} · {shortcut}"
+    # Every block of a network is of the config's kind and has its shortcut, or none.
+    shortcut = "id" if b.shortcut == IDENTITY_SHORTCUT else SHORTCUTS[a.cfg.shortcut].short
+    return f"{side} · {BLOCKS[a.cfg.block].short} · {shortcut}"
 
 
 def _diagram_trace(a: Analysis, highlight: set[str]) -> go.Bar:
     blocks = a.blocks
     return go.Bar(
         x=list(range(len(blocks))), y=[b.out_shape[1] for b in blocks],
-        text=[_block_label(b) for b in blocks], textposition="inside", textangle=-90,
+        text=[_block_label(a, b) for b in blocks], textposition="inside", textangle=-90,
         insidetextanchor="start",
         marker=dict(color=[_stage_colour(b.stage) for b in blocks],
                     line=dict(color=[HIGHLIGHT if b.name in highlight else "rgba(0,0,0,0.25)"

@@ -1,7 +1,7 @@
 """analyze(): what a configured network looks like layer by layer, and what it costs.
 
 The network is built on the `meta` device (no weights exist, nothing is computed) and walked
-by shape arithmetic (layer_walk.py): a full ResNet34 at 224×224 takes about 4 ms beyond the
+by shape arithmetic (walk.py): a full ResNet34 at 224×224 takes about 4 ms beyond the
 build — fast enough for every toggle. Counting rules:
 
 * MACs: multiply-accumulates of convolutions and linear layers — the figure torchvision
@@ -30,9 +30,10 @@ from torch import nn
 from ..arch.config import ArchConfig
 from ..arch.model import build_model, meta_model
 from ..common.errors import InputSizeError
-from .walk import LayerRow, Walker, WalkError, shortcut_kind
+from ..arch.options import SHORTCUTS
+from .walk import LayerRow, Walker, WalkError, shortcut_text
 
-MIN_SIDE, MAX_SIDE = 8, 2048  # pixels; the page offers 32–512
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 8, 2048  # pixels; the page offers 32–512
 MAX_BATCH = 4096
 OP_CLASSES = ("norm", "activation", "residual add", "pooling", "SE", "bias")
 
@@ -59,7 +60,7 @@ class BlockSummary:
     name: str  # "stem", "layer1.0", …, "head"
     stage: str
     kind: str  # "BasicBlock", "Bottleneck", "PreActBlock", "stem", "head"
-    shortcut: str  # "identity", "1×1 projection", "avg-pool + 1×1", "zero-pad"; "" for stem/head
+    shortcut: str  # "identity" or the shortcut entry's detail ("1×1 projection"); "" for stem/head
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     params: int
@@ -131,13 +132,14 @@ def _stage_summaries(rows: list[LayerRow]) -> list[StageSummary]:
 
 def _block_summaries(model: nn.Module, rows: list[LayerRow]) -> list[BlockSummary]:
     modules = dict(model.named_modules())
+    shortcut = SHORTCUTS[model.cfg.shortcut]
     out: list[BlockSummary] = []
     for name in dict.fromkeys(r.block for r in rows):
         mine = [r for r in rows if r.block == name]
         module = modules.get(name)
         kind = type(module).__name__ if module is not None else name
         out.append(BlockSummary(
-            name, mine[0].stage, kind, shortcut_kind(module) if module is not None else "",
+            name, mine[0].stage, kind, "" if module is None else shortcut_text(module, shortcut),
             mine[0].in_shape, mine[-1].out_shape, sum(r.params for r in mine),
             sum(r.macs for r in mine), sum(r.flops for r in mine)))
     return out
@@ -155,9 +157,9 @@ def _format_problems(cfg: ArchConfig, input_size: Any, batch: Any) -> list[str]:
         problems.append(f"this architecture takes {cfg.in_channels}-channel images; "
                         f"the input has {c} channel{'s' * (c != 1)}")
     for side, value in (("height", h), ("width", w)):
-        if not MIN_SIDE <= value <= MAX_SIDE:
-            problems.append(f"input {side} must be between {MIN_SIDE} and {MAX_SIDE} pixels "
-                            f"(got {value})")
+        if not MIN_INPUT_SIDE <= value <= MAX_INPUT_SIDE:
+            problems.append(f"input {side} must be between {MIN_INPUT_SIDE} and "
+                            f"{MAX_INPUT_SIDE} pixels (got {value})")
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
         problems.append(f"batch must be a whole number between 1 and {MAX_BATCH} (got {batch!r})")
     return problems
@@ -196,15 +198,6 @@ def _walk(cfg: ArchConfig, input_size: Any, batch: Any,
         raise InputSizeError(
             _describe(model, problem, input_size) + "; use a larger input") from None
     return model, walker, out
-
-
-def check_input_size(cfg: ArchConfig, input_size: Any, batch: int = 1) -> list[str]:
-    """Why the network cannot run on this input (stage named); empty when it can."""
-    try:
-        _walk(cfg, input_size, batch)
-    except InputSizeError as exc:
-        return exc.problems
-    return []
 
 
 def analyze(cfg: ArchConfig, input_size: tuple[int, int, int] | None = None,

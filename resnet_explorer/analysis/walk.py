@@ -4,10 +4,13 @@ A meta forward pass runs PyTorch's Python meta kernels and costs more than the w
 analysis budget, so shapes are computed here from each module's own attributes (kernel,
 stride, padding, …) instead. Only the data flow between modules is assumed, and it is the
 one `blocks.py` / `model.py` implement: children run in registration order, except that a
-residual block's `downsample` branches off the block input (off the pre-activation in
-`PreActBlock`) and the sum follows `drop_path`; squeeze-excitation's children see the
-spatial mean; the classifier sees flattened features. Activation memory follows the same
-walk: which tensors autograd keeps, and which share a storage (in-place layers).
+residual block's `downsample` branches off the block input (or off the child its class
+names in `shortcut_after`) and the sum follows `drop_path`; squeeze-excitation's children
+see the spatial mean; the classifier sees flattened features. Activation memory follows
+the same walk: which tensors autograd keeps, and which share a storage (in-place layers).
+Activations and norms are found by module class in the option tables (arch/options.py),
+whose entries carry their FLOPs and saved tensors; only layers no option chooses have
+their rules here.
 tests/test_analysis.py holds all of it against real forward passes, torchinfo,
 FlopCounterMode and autograd's saved tensors, for the presets and random configs.
 """
@@ -19,27 +22,13 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..arch.blocks import BLOCK_TYPES, DropPath, PreActBlock, SqueezeExcite, ZeroPadShortcut
+from ..arch.blocks import ResidualBlock
+from ..arch.layers import DropPath, SqueezeExcite, ZeroPadShortcut
+from ..arch.options import (ACTIVATIONS, NORMS, SHORTCUTS, ActivationOption, NormOption, Shape,
+                            ShortcutOption)
 
-Shape = tuple[int, ...]
-
-# Other FLOPs per output element, one per add, multiply, compare or transcendental:
-# relu max(x,0); leaky/prelu max(x,a·x); elu x>0?x:a(e^x−1); silu x/(1+e^−x);
-# gelu ½x(1+erf(x/√2)); mish x·tanh(ln(1+e^x)); hardswish x·min(max(x+3,0),6)/6;
-# sigmoid 1/(1+e^−x).
-ACTIVATION_FLOPS = {nn.ReLU: 1, nn.LeakyReLU: 2, nn.PReLU: 2, nn.ELU: 4, nn.SiLU: 4,
-                    nn.GELU: 5, nn.Mish: 5, nn.Hardswish: 5, nn.Sigmoid: 4}
-# BatchNorm at inference folds its running statistics into one scale and shift (2).
-# Group/layer/instance norm compute statistics per sample: mean 1, centre 1,
-# square-and-accumulate 2, scale by 1/σ 1, affine 2 = 7.
-NORM_FLOPS = {nn.BatchNorm2d: 2, nn.GroupNorm: 7, nn.InstanceNorm2d: 7}
-# What autograd keeps of an activation for backward (PyTorch 2.x). In place: relu/leaky/elu
-# keep their result (the input's own storage); silu/mish/hardswish keep a copy of the
-# original input. Out of place (gelu and prelu always; the others where blocks.py asks for
-# it): relu and sigmoid keep their result, every other one its input.
-_INPLACE_SAVES = {nn.ReLU: "result", nn.LeakyReLU: "result", nn.ELU: "result",
-                  nn.SiLU: "copy", nn.Mish: "copy", nn.Hardswish: "copy"}
-_KEEP_RESULT = (nn.ReLU, nn.Sigmoid)
+SIGMOID_FLOPS = 4  # SE's gate 1/(1+e^−x), one per operation as the option tables count
+IDENTITY_SHORTCUT = "identity"  # the shortcut text of a block without a downsample branch
 
 
 # ResNet.forward_head runs fc(dropout(torch.flatten(x, 1))): the first child seeing flat features.
@@ -95,7 +84,7 @@ Kept = str | _Fresh | _Tensor  # "input", "result", a new tensor, or an earlier 
 
 
 @dataclass(frozen=True)
-class _Leaf:
+class _Effect:
     """One leaf module's effect: output, arithmetic and what autograd saves."""
 
     out: Shape
@@ -128,7 +117,24 @@ def _spatial(m: nn.Module, shape: Shape, k: tuple[int, int], ceil: bool = False)
     return tuple(_window_out(shape[2 + i], k[i], s[i], p[i], d[i], ceil) for i in (0, 1))
 
 
-def _leaf(m: nn.Module, x: Shape) -> _Leaf:
+def _activation_effect(entry: ActivationOption, m: nn.Module, x: Shape) -> _Effect:
+    inplace = bool(getattr(m, "inplace", False))
+    saved = entry.saves_in_place if inplace else entry.saves
+    if saved is None:
+        raise TypeError(f"{type(m).__name__} runs in place but its option entry has no "
+                        "saves_in_place rule")
+    return _Effect(x, type(m).__name__, "activation", other=entry.flops * math.prod(x),
+                   inplace=inplace, saves=(_Fresh(x) if saved == "input copy" else saved,))
+
+
+def _norm_effect(entry: NormOption, m: nn.Module, x: Shape) -> _Effect:
+    # Autograd keeps the input and the statistics the norm computed.
+    return _Effect(x, type(m).__name__, "norm", other=entry.flops * math.prod(x),
+                   saves=("input", *(_Fresh((size,)) for size in entry.statistics(m, x))))
+
+
+def _layer_effect(m: nn.Module, x: Shape) -> _Effect:
+    """The rules of the layers no option table describes."""
     n, c = x[0], x[1]
     numel = math.prod(x)
     if isinstance(m, nn.Conv2d):
@@ -137,64 +143,46 @@ def _leaf(m: nn.Module, x: Shape) -> _Leaf:
         macs = math.prod(out) * (m.in_channels // m.groups) * k[0] * k[1]
         detail = f"{k[0]}×{k[1]}/{s}, {m.in_channels}→{m.out_channels}"
         detail += f", groups={m.groups}" if m.groups > 1 else ""
-        return _Leaf(out, "Conv2d", "conv", macs, math.prod(out) if m.bias is not None else 0,
-                     detail, d * (k[0] - 1) + 1, s, saves=("input",))
+        return _Effect(out, "Conv2d", "conv", macs, math.prod(out) if m.bias is not None else 0,
+                       detail, d * (k[0] - 1) + 1, s, saves=("input",))
     if isinstance(m, nn.Linear):
         out = (n, m.out_features)
-        return _Leaf(out, "Linear", "linear", n * m.in_features * m.out_features,
-                     n * m.out_features if m.bias is not None else 0,
-                     f"{m.in_features}→{m.out_features}", saves=("input",))
-    if type(m) in NORM_FLOPS:  # autograd keeps the input and the statistics it computed
-        if isinstance(m, nn.BatchNorm2d):
-            stats = (c, c)  # mean and 1/σ per channel
-        elif isinstance(m, nn.GroupNorm):
-            stats = (n * m.num_groups,) * 2  # per sample and group
-        else:  # instance norm is batch norm over (1, N·C, H, W); affine repeats the weight N×
-            stats = (n * c,) * (3 if m.affine else 2)
-        return _Leaf(x, type(m).__name__, "norm", other=NORM_FLOPS[type(m)] * numel,
-                     saves=("input", *(_Fresh((size,)) for size in stats)))
-    if type(m) in ACTIVATION_FLOPS:
-        inplace = bool(getattr(m, "inplace", False))
-        saved = (_INPLACE_SAVES[type(m)] if inplace
-                 else "result" if isinstance(m, _KEEP_RESULT) else "input")
-        return _Leaf(x, type(m).__name__, "activation", other=ACTIVATION_FLOPS[type(m)] * numel,
-                     inplace=inplace, saves=(_Fresh(x) if saved == "copy" else saved,))
+        return _Effect(out, "Linear", "linear", n * m.in_features * m.out_features,
+                       n * m.out_features if m.bias is not None else 0,
+                       f"{m.in_features}→{m.out_features}", saves=("input",))
+    if isinstance(m, nn.Sigmoid):
+        return _Effect(x, "Sigmoid", "activation", other=SIGMOID_FLOPS * numel, saves=("result",))
     if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
         k, s = _pair(m.kernel_size), _pair(m.stride)[0]
         out = (n, c, *_spatial(m, x, k, m.ceil_mode))
         is_max = isinstance(m, nn.MaxPool2d)
         window = k[0] * k[1] - 1 if is_max else k[0] * k[1]  # compares / adds and a divide
-        return _Leaf(out, type(m).__name__, "pooling", other=window * math.prod(out),
-                     detail=f"{k[0]}×{k[1]}/{s}", kernel=k[0], stride=s,
-                     saves=("input",) + ((_Fresh(out, 8),) if is_max else ()))  # int64 indices
+        return _Effect(out, type(m).__name__, "pooling", other=window * math.prod(out),
+                       detail=f"{k[0]}×{k[1]}/{s}", kernel=k[0], stride=s,
+                       saves=("input",) + ((_Fresh(out, 8),) if is_max else ()))  # int64 indices
     if isinstance(m, nn.AdaptiveAvgPool2d):
         size = _pair(m.output_size)
         if size != (1, 1):
             raise TypeError("analysis handles only global average pooling")
         # Every input is added once (the divide folds in); computed as a mean, so nothing saved.
-        return _Leaf((n, c, 1, 1), "AdaptiveAvgPool2d", "pooling", other=numel, detail="global")
+        return _Effect((n, c, 1, 1), "AdaptiveAvgPool2d", "pooling", other=numel, detail="global")
     if isinstance(m, ZeroPadShortcut):
         out = (n, c + m.extra_channels, -(-x[2] // m.stride), -(-x[3] // m.stride))
-        return _Leaf(out, "ZeroPadShortcut", "other", detail=f"stride {m.stride}, "
-                     f"+{m.extra_channels} zero channels")
+        return _Effect(out, "ZeroPadShortcut", "other", detail=f"stride {m.stride}, "
+                       f"+{m.extra_channels} zero channels")
     if isinstance(m, nn.Dropout):  # training masks; CPU keeps a float mask (CUDA a bool one)
-        return _Leaf(x, "Dropout", "other", detail=f"p={m.p}",
-                     saves=(_Fresh(x),) if m.p > 0 else ())
+        return _Effect(x, "Dropout", "other", detail=f"p={m.p}",
+                       saves=(_Fresh(x),) if m.p > 0 else ())
     if isinstance(m, DropPath):
-        return _Leaf(x, "DropPath", "other", detail=f"rate={m.rate:.3f}",
-                     saves=(_Fresh((n, 1, 1, 1)),) if m.rate > 0 else ())
-    raise TypeError(f"layer analysis has no rule for {type(m).__name__}; add one to layer_walk.py")
+        return _Effect(x, "DropPath", "other", detail=f"rate={m.rate:.3f}",
+                       saves=(_Fresh((n, 1, 1, 1)),) if m.rate > 0 else ())
+    raise TypeError(f"layer analysis has no rule for {type(m).__name__}: give it an entry in "
+                    "arch/options.py, or a rule in analysis/walk.py if no option chooses it")
 
 
-def shortcut_kind(block: nn.Module) -> str:
-    ds = getattr(block, "downsample", None)
-    if ds is None:
-        return "identity"
-    if isinstance(ds, ZeroPadShortcut):
-        return "zero-pad"
-    if any(isinstance(m, nn.AvgPool2d) for m in ds.modules()):
-        return "avg-pool + 1×1"
-    return "1×1 projection"
+def shortcut_text(block: nn.Module, shortcut: ShortcutOption) -> str:
+    """What the block's shortcut is: identity, or the detail of the config's shortcut."""
+    return IDENTITY_SHORTCUT if getattr(block, "downsample", None) is None else shortcut.detail
 
 
 class Walker:
@@ -208,6 +196,10 @@ class Walker:
         self._saved: set[int] = set()
         self._stages = [n for n, _ in model.named_children() if n.startswith("layer")]
         self._after_stages = False
+        # Looked up for every walk, so an entry added at run time is analysed like the rest.
+        self._activations = {e.module: e for e in ACTIVATIONS.values()}
+        self._norms = {e.module: e for e in NORMS.values() if e.module is not None}
+        self._shortcut = SHORTCUTS[model.cfg.shortcut]
 
     def run(self, batch: int, input_size: Shape) -> Shape:
         return self._module("", self.model, self._tensor((batch, *input_size))).shape
@@ -227,7 +219,7 @@ class Walker:
 
     # -- traversal --------------------------------------------------------------------
     def _module(self, name: str, m: nn.Module, x: _Tensor) -> _Tensor:
-        if isinstance(m, tuple(BLOCK_TYPES.values())):
+        if isinstance(m, ResidualBlock):
             return self._block(name, m, x)
         if isinstance(m, SqueezeExcite):
             return self._squeeze_excite(name, m, x)
@@ -242,20 +234,21 @@ class Walker:
             x = self._module(f"{name}.{child_name}" if name else child_name, child, x)
         return x
 
-    def _block(self, name: str, m: nn.Module, x: _Tensor) -> _Tensor:
-        # As the blocks' forward() runs it: the shortcut first, off the block input (in
-        # PreActBlock a projection takes the pre-activation, after act1); the branch ends
-        # with drop_path, then comes the sum, and children registered after it (a final
-        # activation) act on the sum.
-        branch_after = "act1" if isinstance(m, PreActBlock) else ""
-        shortcut = x if branch_after else self._shortcut(name, m, x)
+    def _block(self, name: str, m: ResidualBlock, x: _Tensor) -> _Tensor:
+        # As the blocks' forward() runs it: the shortcut first, off the block input or off
+        # child `shortcut_after`'s output; the branch ends with drop_path, then comes the
+        # sum, and children registered after it (a final activation) act on the sum.
+        after, downsample = m.shortcut_after, m.downsample
+        shortcut = x
+        if downsample is not None and not after:
+            shortcut = self._module(f"{name}.downsample", downsample, x)
         out = x
         for child_name, child in m.named_children():
             if child_name == "downsample":
                 continue
             out = self._module(f"{name}.{child_name}", child, out)
-            if child_name == branch_after:
-                shortcut = self._shortcut(name, m, out) if m.downsample is not None else x
+            if child_name == after and downsample is not None:
+                shortcut = self._module(f"{name}.downsample", downsample, out)
             if child_name == "drop_path":
                 out = self._add(name, m, x, out, shortcut)
         return out
@@ -265,12 +258,9 @@ class Walker:
         if branch.shape != shortcut.shape:
             raise WalkError(name, x.shape, f"the residual branch gives {branch.shape[1:]} but "
                             f"the shortcut gives {shortcut.shape[1:]}")
-        add = _Leaf(branch.shape, "residual add", "residual add", other=math.prod(branch.shape),
-                    detail=f"{type(m).__name__}, shortcut: {shortcut_kind(m)}")
+        add = _Effect(branch.shape, "residual add", "residual add", other=math.prod(branch.shape),
+                      detail=f"{type(m).__name__}, shortcut: {shortcut_text(m, self._shortcut)}")
         return self._record(name, m, x, add)  # the block's row; an addition keeps nothing
-
-    def _shortcut(self, name: str, m: nn.Module, x: _Tensor) -> _Tensor:
-        return x if m.downsample is None else self._module(f"{name}.downsample", m.downsample, x)
 
     def _squeeze_excite(self, name: str, m: SqueezeExcite, x: _Tensor) -> _Tensor:
         n, c = x.shape[:2]
@@ -278,32 +268,32 @@ class Walker:
         for child_name, child in m.named_children():
             gate = self._module(f"{name}.{child_name}", child, gate)
         # x * gate keeps both factors for backward (gate is the sigmoid's result, kept already).
-        own = _Leaf(x.shape, "SE mean × scale", "SE", other=2 * math.prod(x.shape),
-                    saves=("input", gate))
+        own = _Effect(x.shape, "SE mean × scale", "SE", other=2 * math.prod(x.shape),
+                      saves=("input", gate))
         return self._record(name, m, x, own)
 
     def _leaf(self, name: str, m: nn.Module, x: _Tensor) -> _Tensor:
-        leaf = _leaf(m, x.shape)
-        if any(side <= 0 for side in leaf.out[2:]):
-            raise WalkError(name, x.shape, f"its output would be {leaf.out[2]}×{leaf.out[3]}")
-        spatial = math.prod(x.shape[2:]) if len(x.shape) == 4 else 1
-        if isinstance(m, nn.GroupNorm) and x.shape[0] * x.shape[1] // m.num_groups * spatial == 1:
-            raise WalkError(name, x.shape, "group normalisation needs more than one value per "
-                            "group")
-        if isinstance(m, nn.InstanceNorm2d) and spatial == 1:
-            raise WalkError(name, x.shape, "instance normalisation needs more than one spatial "
-                            "element per channel")
-        one_value = x.shape[0] * spatial == 1
-        if isinstance(m, nn.BatchNorm2d) and one_value and not self.training_problem:
-            self.training_problem = WalkError(name, x.shape, "batch normalisation cannot train "
-                                              "on a single value per channel")
-        return self._record(name, m, x, leaf)
+        activation, norm = self._activations.get(type(m)), self._norms.get(type(m))
+        if activation is not None:
+            effect = _activation_effect(activation, m, x.shape)
+        elif norm is not None:
+            effect = _norm_effect(norm, m, x.shape)
+        else:
+            effect = _layer_effect(m, x.shape)
+        if any(side <= 0 for side in effect.out[2:]):
+            raise WalkError(name, x.shape, f"its output would be {effect.out[2]}×{effect.out[3]}")
+        if norm is not None and norm.values_per_statistic(m, x.shape) == 1:
+            problem = WalkError(name, x.shape, norm.too_few_values)
+            if not norm.fails_only_in_training:
+                raise problem
+            self.training_problem = self.training_problem or problem
+        return self._record(name, m, x, effect)
 
     # -- rows ---------------------------------------------------------------------------
-    def _record(self, name: str, m: nn.Module, x: _Tensor, leaf: _Leaf) -> _Tensor:
-        out = _Tensor(leaf.out, x.storage) if leaf.inplace else self._tensor(leaf.out)
+    def _record(self, name: str, m: nn.Module, x: _Tensor, effect: _Effect) -> _Tensor:
+        out = _Tensor(effect.out, x.storage) if effect.inplace else self._tensor(effect.out)
         fp32 = bf16 = 0
-        for item in leaf.saves:
+        for item in effect.saves:
             if isinstance(item, _Fresh):
                 kept = self._keep(self._tensor(item.shape).storage, item.shape, item.nbytes)
             else:
@@ -317,7 +307,7 @@ class Walker:
         else:
             stage = block = "head" if self._after_stages else "stem"
         params = sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
-        self.rows.append(LayerRow(name, leaf.kind, leaf.detail, stage, block, leaf.op_class,
-                                  x.shape, leaf.out, params, leaf.macs, leaf.other, fp32, bf16,
-                                  leaf.kernel, leaf.stride))
+        self.rows.append(LayerRow(
+            name, effect.kind, effect.detail, stage, block, effect.op_class, x.shape, effect.out,
+            params, effect.macs, effect.other, fp32, bf16, effect.kernel, effect.stride))
         return out

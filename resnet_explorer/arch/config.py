@@ -7,13 +7,12 @@ and URL query parameters with strict, user-facing validation.
 
 from __future__ import annotations
 
-import json
 import typing
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from ..common.errors import ConfigError
-from ..common.schema import check_settings, dataclass_from_dict, parse_json_object, setting
+from ..common.schema import ConfigBase, check_settings, setting
 from .options import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS
 
 
@@ -26,7 +25,9 @@ MAX_PARAMS = 500_000_000
 
 
 @dataclass(frozen=True)
-class ArchConfig:
+class ArchConfig(ConfigBase):
+    WHERE: ClassVar[str] = "architecture"
+
     stem: str = setting("imagenet", "Stem", choices=STEMS)
     stem_width: int = setting(64, "Stem width (channels out of the stem)", 1, MAX_WIDTH,
                               help="the deep stem uses half of it inside")
@@ -61,21 +62,15 @@ class ArchConfig:
 
     @property
     def expansion(self) -> int:
-        return 4 if self.block == "bottleneck" else 1
+        return BLOCKS[self.block].expansion
 
     @property
     def stage_widths(self) -> tuple[int, ...]:
         return tuple(max(1, round(w * self.width_multiplier)) for w in self.widths)
 
-    @property
-    def out_channels(self) -> int:
-        return self.stage_widths[-1] * self.expansion
-
     def norm_channel_counts(self) -> set[int]:
         """Every channel count a norm layer sees, so group counts can be checked."""
-        counts = {self.stem_width}
-        if self.stem == "deep":
-            counts.add(self.stem_width // 2)
+        counts = set(STEMS[self.stem].norm_widths(self.stem_width))
         for w in self.stage_widths:
             counts.update({w, w * self.expansion})
         return counts
@@ -101,27 +96,7 @@ class ArchConfig:
             )
         return problems
 
-    def check(self) -> ArchConfig:
-        problems = self.validate()
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-    # ----- serialisation ---------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ArchConfig:
-        return dataclass_from_dict(cls, data, where="architecture")
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> ArchConfig:
-        return cls.from_dict(parse_json_object(text))
-
+    # ----- URL query (JSON: ConfigBase) -------------------------------------------------
     def to_query(self) -> dict[str, str]:
         """Only the fields that differ from the default, so shared links stay short."""
         base = ArchConfig()
@@ -189,27 +164,32 @@ def _check_field_values(cfg: ArchConfig) -> list[str]:
         p.append(f"widths must have one entry per stage ({n}), got {len(cfg.widths)}")
     if len(cfg.depthwise) != n:
         p.append(f"depthwise must have one entry per stage ({n}), got {len(cfg.depthwise)}")
-    if cfg.stem == "deep" and (cfg.stem_width < 2 or cfg.stem_width % 2):
-        p.append(f"stem_width must be even for the deep stem (got {cfg.stem_width})")
-    if p:  # the checks below need well-formed stages
+    stem = STEMS.get(cfg.stem)
+    if stem and cfg.stem_width % stem.width_multiple:
+        p.append(f"stem_width must be a multiple of {stem.width_multiple} for the {cfg.stem} "
+                 f"stem (got {cfg.stem_width})")
+    if p:  # the checks below need well-formed stages and known choices
         return p
-    widths = cfg.stage_widths
-    if cfg.norm == "group":
+    if NORMS[cfg.norm].grouped:
         bad = sorted(c for c in cfg.norm_channel_counts() if c % cfg.norm_groups)
         if bad:
             p.append(
                 f"norm_groups={cfg.norm_groups} must divide every normalised channel count; "
                 f"it does not divide {', '.join(map(str, bad))}"
             )
-    if cfg.shortcut == "A":
-        ins = [cfg.stem_width] + [w * cfg.expansion for w in widths[:-1]]
-        for i, (cin, w) in enumerate(zip(ins, widths), start=1):
-            if w * cfg.expansion < cin:
-                p.append(
-                    f"stage {i}: shortcut A (zero-padding identity) cannot reduce channels "
-                    f"{cin} → {w * cfg.expansion}; use B, C or D"
-                )
+    shortcut = SHORTCUTS[cfg.shortcut]
+    if not shortcut.can_reduce_channels:
+        widths = [w * cfg.expansion for w in cfg.stage_widths]
+        others = [name for name, entry in SHORTCUTS.items() if entry.can_reduce_channels]
+        for i, (cin, cout) in enumerate(zip([cfg.stem_width] + widths[:-1], widths), start=1):
+            if cout < cin:
+                p.append(f"stage {i}: shortcut {cfg.shortcut} ({shortcut.detail}) cannot reduce "
+                         f"channels {cin} → {cout}; use {_either(others)}")
     return p
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 # ----- presets ---------------------------------------------------------------------------
@@ -227,10 +207,6 @@ PRESETS: dict[str, ArchConfig] = {
     "resnet34-dw": ArchConfig(depthwise=(True, True, True, True)),
     "preact-resnet34": ArchConfig(block="preact"),
 }
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _query_value(value: Any) -> str:

@@ -7,8 +7,10 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .blocks import BLOCK_TYPES, Layers, PreActBlock, make_shortcut, make_stem
+from .blocks import ResidualBlock
 from .config import ArchConfig
+from .layers import Layers
+from .options import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS, ShortcutOption
 
 
 class ResNet(nn.Module):
@@ -17,10 +19,11 @@ class ResNet(nn.Module):
     def __init__(self, cfg: ArchConfig):
         super().__init__()
         self.cfg = cfg
-        layers = Layers.from_config(cfg)
-        for name, module in make_stem(cfg, layers).items():
+        layers = Layers(ACTIVATIONS[cfg.activation], cfg.leaky_slope, NORMS[cfg.norm],
+                        cfg.norm_groups, cfg.se_reduction)
+        for name, module in STEMS[cfg.stem].make(cfg.in_channels, cfg.stem_width, layers).items():
             self.add_module(name, module)
-        block = BLOCK_TYPES[cfg.block]
+        block = BLOCKS[cfg.block].cls
         total_blocks = sum(cfg.blocks)
         block_index = 0
         cin = cfg.stem_width
@@ -29,12 +32,13 @@ class ResNet(nn.Module):
             rates = [
                 cfg.drop_path * (block_index + j) / max(1, total_blocks - 1) for j in range(count)
             ]
-            stage = self._make_layer(block, layers, cfg.shortcut, cin, planes, count,
+            stage = self._make_layer(block, layers, SHORTCUTS[cfg.shortcut], cin, planes, count,
                                      1 if i == 0 else 2, cfg.depthwise[i], rates)
             self.add_module(f"layer{i + 1}", stage)
             block_index += count
             cin = planes * block.expansion
-        if cfg.block == "preact":  # pre-activation blocks leave the last sum un-normalised
+        self.final_norm_act = block.pre_activation  # the last sum is still un-normalised
+        if self.final_norm_act:
             self.final_norm = layers.norm(cin)
             self.final_act = layers.act()
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -49,32 +53,33 @@ class ResNet(nn.Module):
             self._init_weights(cfg.zero_init_last)
 
     @staticmethod
-    def _make_layer(block: type[nn.Module], layers: Layers, shortcut: str, cin: int, planes: int,
-                    count: int, stride: int, depthwise: bool,
+    def _make_layer(block: type[ResidualBlock], layers: Layers, shortcut: ShortcutOption,
+                    cin: int, planes: int, count: int, stride: int, depthwise: bool,
                     drop_rates: list[float]) -> nn.Sequential:
         cout = planes * block.expansion
         modules = []
         for j in range(count):
             block_in, block_stride = (cin, stride) if j == 0 else (cout, 1)
-            downsample = make_shortcut(shortcut, block_in, cout, block_stride, layers,
-                                       with_norm=block is not PreActBlock)
+            downsample = shortcut.make(block_in, cout, block_stride, layers,
+                                       not block.pre_activation)
             modules.append(block(block_in, planes, block_stride, downsample, layers,
                                  depthwise=depthwise, drop_path=drop_rates[j]))
         return nn.Sequential(*modules)
 
     def _init_weights(self, zero_init_last: bool) -> None:
         # torchvision's initialisation, so a default model trains like theirs.
+        norms = tuple(entry.module for entry in NORMS.values() if entry.module is not None)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and m.affine:
+            elif isinstance(m, norms) and getattr(m, "affine", False):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if zero_init_last:
             for m in self.modules():
-                if hasattr(m, "zero_init_last"):
+                if isinstance(m, ResidualBlock):
                     m.zero_init_last()
 
     @property
@@ -85,7 +90,7 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for stage in self.stages:
             x = stage(x)
-        if self.cfg.block == "preact":
+        if self.final_norm_act:
             x = self.final_act(self.final_norm(x))
         return x
 
