@@ -7,6 +7,7 @@ import io
 from PIL import Image
 
 from resnet_explorer.arch import ArchConfig
+from resnet_explorer.inference import FileResult, Predictor
 from resnet_explorer.models import imagenet_sidecar
 
 TINY = ArchConfig(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16),
@@ -37,3 +38,12 @@ def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
     return buf.getvalue()
+
+
+def classify_images(predictor: Predictor, images: list[Image.Image], k: int = 5,
+                    cam: bool = False) -> list[FileResult]:
+    """Predictor.classify on decoded images, as lossless PNG uploads (the same pixels)."""
+    results = predictor.classify([(f"{i}.png", encode(img)) for i, img in enumerate(images)],
+                                 k=k, cam=cam)
+    assert all(r.ok for r in results), [r.error for r in results]
+    return results

@@ -40,11 +40,12 @@ def test_digits_split_is_fixed_stratified_and_independent_of_channels():
     assert gray.augment.flip is False  # a mirrored 2 is not a 2
 
 
-def test_describe_shows_counts_and_one_sample_per_class():
-    summary = describe_dataset("digits", channels=1, samples=10)
+def test_describe_shows_counts_and_samples_of_every_class():
+    summary = describe_dataset("digits", channels=1)
     assert summary.available and summary.class_names == [str(i) for i in range(10)]
     assert sum(summary.train_counts) == 1438 and sum(summary.val_counts) == 359
-    assert sorted(label for _, label in summary.samples) == summary.class_names
+    labels = [label for _, label in summary.samples]
+    assert len(labels) == 16 and set(labels) == set(summary.class_names)
     assert summary.samples[0][0].shape == (64, 64) and summary.samples[0][0].dtype == np.uint8
 
 
@@ -106,7 +107,7 @@ def test_mnist_in_torchvision_format_loads_without_network(tmp_path):
     for prefix, n in (("train", 30), ("t10k", 10)):
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx(rng.integers(0, 256, (n, 28, 28))))
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(np.arange(n) % 10))
-    ds = load_dataset("mnist", channels=3, image_size=16, root=tmp_path, download=False)
+    ds = load_dataset("mnist", channels=3, image_size=16, root=tmp_path)
     assert ds.train_x.shape == (30, 3, 16, 16) and ds.val_x.shape == (10, 3, 16, 16)  # shrunk once
     assert ds.class_names[0].startswith("0") and ds.val_y.tolist() == list(range(10))
     assert describe_dataset("mnist", root=tmp_path).available
@@ -127,7 +128,7 @@ def test_cifar10_in_torchvision_format_loads_and_converts_to_grey(tmp_path, monk
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": classes}))
     # The real files are checked against torchvision's MD5s; ours cannot match them.
     monkeypatch.setattr(tvd.cifar, "check_integrity", lambda *args, **kwargs: True)
-    ds = load_dataset("cifar10", channels=1, image_size=32, root=tmp_path, download=False)
+    ds = load_dataset("cifar10", channels=1, image_size=32, root=tmp_path)
     assert ds.class_names == classes and ds.train_x.shape == (20, 1, 32, 32)
     assert ds.augment.flip  # natural images are mirrored in training
     rgb = np.frombuffer(pickle.loads((folder / "test_batch").read_bytes())["data"][0].tobytes(),
@@ -146,7 +147,7 @@ def test_imagenette_in_torchvision_layout_uses_its_own_split_and_class_names(tmp
             folder.mkdir(parents=True)
             for k in range(n):
                 (folder / f"{k}.JPEG").write_bytes(_png((i * 20, k * 50, 0), size=40))
-    ds = load_dataset("imagenette", channels=3, image_size=16, root=tmp_path, download=False)
+    ds = load_dataset("imagenette", channels=3, image_size=16, root=tmp_path)
     assert ds.class_names[0] == tvd.Imagenette._WNID_TO_CLASS[wnids[0]][0]  # "tench"
     assert (len(ds.train_y), len(ds.val_y)) == (20, 10) and ds.train_x.shape[1:] == (3, 18, 18)
     assert ds.augment.min_area < 1  # random-resized crops for photos

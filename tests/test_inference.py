@@ -14,9 +14,9 @@ from skimage import data as skdata
 
 from resnet_explorer.arch import ArchConfig, build_model
 from resnet_explorer.datasets import Preprocess
-from resnet_explorer.inference import Predictor, colorize, grad_cam, overlay, results_csv
+from resnet_explorer.inference import MAX_FILES, Predictor, colorize, grad_cam, overlay, results_csv
 from resnet_explorer.models import ModelCard
-from tests.inference_helpers import encode
+from tests.inference_helpers import classify_images, encode
 
 SMALL = dict(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16), depthwise=(False, False))
 
@@ -80,7 +80,7 @@ def test_batches_shrink_for_networks_with_huge_activations(predictor):
 
 
 def test_topk_is_sorted_sums_to_at_most_one_and_is_clamped_to_the_class_count(predictor, photo):
-    top = predictor.predict([photo], k=50)[0]
+    top = classify_images(predictor, [photo], k=50)[0].topk
     assert len(top.indices) == 7 and sorted(top.indices) == list(range(7))
     assert list(top.probs) == sorted(top.probs, reverse=True)
     assert sum(top.probs) == pytest.approx(1.0, abs=1e-5)
@@ -88,13 +88,13 @@ def test_topk_is_sorted_sums_to_at_most_one_and_is_clamped_to_the_class_count(pr
     with torch.no_grad():
         expected = torch.softmax(predictor._model(x), 1)[0]
     assert top.indices[0] == int(expected.argmax())
-    assert predictor.predict([photo], k=0)[0].labels == (top.labels[0],)
+    assert classify_images(predictor, [photo], k=0)[0].topk.labels == (top.labels[0],)
 
 
 def test_batches_give_the_same_results_as_single_images(predictor, photo):
     images = [photo.rotate(a) for a in (0, 10, 20, 30, 40)]
-    batched = predictor.predict(images, k=3, batch_size=2)
-    single = [predictor.predict([im], k=3)[0] for im in images]
+    batched = [r.topk for r in classify_images(predictor, images, k=3)]
+    single = [classify_images(predictor, [im], k=3)[0].topk for im in images]
     for a, b in zip(batched, single):
         assert a.indices == b.indices
         np.testing.assert_allclose(a.probs, b.probs, rtol=1e-4, atol=1e-6)
@@ -154,10 +154,11 @@ def test_uploaded_file_objects_and_the_file_limit(predictor, photo):
         def getvalue(self) -> bytes:
             return self._data
 
-    files = [Uploaded(f"{i}.png", encode(photo)) for i in range(4)]
-    results = predictor.classify(files, max_files=3)
-    assert [r.ok for r in results] == [True, True, True, False]
-    assert "at most 3 files" in results[3].error
+    png = encode(photo.resize((8, 8)))
+    files = [Uploaded(f"{i}.png", png) for i in range(MAX_FILES + 1)]
+    results = predictor.classify(files)
+    assert [r.ok for r in results] == [True] * MAX_FILES + [False]
+    assert f"at most {MAX_FILES} files" in results[-1].error
 
 
 ORIENT_INVERSE = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
@@ -221,8 +222,9 @@ def test_gradcam_works_for_every_option_and_leaves_the_model_untouched(options, 
     pred = make_predictor(cfg)
     model = pred._model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    plain = pred.predict([photo, photo.rotate(90)], k=5)
-    explained = pred.explain([photo, photo.rotate(90)], k=5)
+    images = [photo, photo.rotate(90)]
+    plain = [r.topk for r in classify_images(pred, images)]
+    explained = [(r.topk, r.cam) for r in classify_images(pred, images, cam=True)]
     for top, (cam_top, image) in zip(plain, explained):
         assert top.indices == cam_top.indices  # the CAM pass gives the same prediction
         np.testing.assert_allclose(top.probs, cam_top.probs, atol=1e-5)
@@ -239,10 +241,10 @@ def test_gradcam_equals_the_class_activation_map_of_a_pool_and_linear_head(predi
     """For GAP + fc, Grad-CAM reduces to CAM (Zhou et al. 2016): relu(Σ_k w_ck A_k)."""
     model = predictor._model
     x = predictor.to_input([predictor.prepare(photo), predictor.prepare(photo.rotate(45))])
-    cams, logits = grad_cam(model, x, targets=torch.tensor([2, 5]))
+    cams, logits = grad_cam(model, x)
     with torch.no_grad():
         features = model.forward_features(x)
-    for i, cls in enumerate([2, 5]):
+    for i, cls in enumerate(logits.argmax(1).tolist()):  # each image's top class
         manual = torch.relu(torch.einsum("k,khw->hw", model.fc.weight[cls], features[i]))
         manual = manual / manual.max() if manual.max() > 0 else manual
         torch.testing.assert_close(cams[i], manual, rtol=1e-4, atol=1e-5)
@@ -266,7 +268,8 @@ def test_gradcam_points_at_the_evidence():
     img.paste((255, 0, 0), (20, 4, 28, 12))  # red square, top right
     card = ModelCard(name="red", arch=cfg, source="trained", class_names=("other", "red"),
                      preprocess=Preprocess(3, 32, 32, (0.0,) * 3, (1.0,) * 3))
-    top, cam_image = Predictor(model, card).explain([img])[0]
+    (result,) = classify_images(Predictor(model, card), [img], cam=True)
+    top, cam_image = result.topk, result.cam
     assert top.best == "red"
     x = Predictor(model, card).to_input([img])
     cams, _ = grad_cam(model, x)
@@ -280,7 +283,7 @@ def test_gradcam_points_at_the_evidence():
 
 def test_colormap_and_overlay_shapes_and_ends():
     assert colorize(np.array([[0.0, 1.0]])).tolist() == [[[0, 0, 128], [128, 0, 0]]]
-    out = overlay(Image.new("L", (4, 3), 200), np.zeros((3, 4)), alpha=0.5)
+    out = overlay(Image.new("L", (4, 3), 200), np.zeros((3, 4)))
     assert out.size == (4, 3) and out.mode == "RGB"
     with pytest.raises(ValueError, match="differ in size"):
         overlay(Image.new("RGB", (4, 4)), np.zeros((3, 4)))

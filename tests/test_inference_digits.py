@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from resnet_explorer.arch import ArchConfig, build_model
 from resnet_explorer.datasets import Preprocess
-from resnet_explorer.inference import Predictor
+from resnet_explorer.inference import MAX_FILES, Predictor
 from resnet_explorer.models import store
 
 SIZE = 16
@@ -74,7 +74,8 @@ def test_digits_model_classifies_held_out_png_uploads(tmp_path, one_thread):
         buf = io.BytesIO()
         render(digits.images[i]).save(buf, "PNG")
         uploads.append((f"digit-{i}.png", buf.getvalue()))
-    results = predictor.classify(uploads, k=3, max_files=len(uploads))
+    results = [r for start in range(0, len(uploads), MAX_FILES)  # a request's limit
+               for r in predictor.classify(uploads[start:start + MAX_FILES], k=3)]
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     predicted = np.array([int(r.topk.best) for r in results])
     accuracy = float((predicted == digits.target[test_i]).mean())

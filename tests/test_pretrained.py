@@ -24,6 +24,7 @@ from resnet_explorer.models import (RESNET34_IMAGENET, ModelCard, download_check
                                     imagenet_model, imagenet_sidecar)
 from resnet_explorer.models.pretrained import (find_checkpoint, imagenet_state_dict,
                                                transfer_imagenet)
+from tests.inference_helpers import classify_images
 
 FILE = "resnet34-b627a593.pth"
 
@@ -73,7 +74,7 @@ def test_file_in_weights_dir_loads_and_predicts_like_torchvision(dirs, checkpoin
     x = ResNet34_Weights.IMAGENET1K_V1.transforms()(photo)[None]
     with torch.no_grad():
         expected = torch.softmax(reference(x), 1)[0]
-    top = predictor.predict([photo], k=5)[0]
+    top = classify_images(predictor, [photo], k=5)[0].topk
     assert list(top.indices) == expected.topk(5).indices.tolist()
     np.testing.assert_allclose(top.probs, expected.topk(5).values.numpy(), rtol=1e-4, atol=1e-6)
     assert top.labels[0] == RESNET34_IMAGENET.categories[top.indices[0]]
@@ -95,8 +96,10 @@ def test_download_streams_with_progress_and_checks_the_hash(dirs, checkpoint, tm
     spec = dataclasses.replace(RESNET34_IMAGENET, url=served.as_uri(),
                                hash_prefix=hashlib.sha256(checkpoint).hexdigest()[:8])
     calls: list[tuple[int, int | None]] = []
-    model = imagenet_model(spec, weights_dir=weights, progress=lambda d, t: calls.append((d, t)))
-    assert (hub / FILE).read_bytes() == checkpoint
+    # As the page does it: the download with a progress bar, then the model from the file.
+    path = download_checkpoint(spec, lambda d, t: calls.append((d, t)), weights_dir=weights)
+    assert path == hub / FILE and path.read_bytes() == checkpoint
+    model = imagenet_model(spec, weights_dir=weights, download=False)
     assert calls[-1] == (len(checkpoint), len(checkpoint)) and len(calls) > 1
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     torch.testing.assert_close(model.fc.weight, reference.fc.weight)

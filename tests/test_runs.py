@@ -9,12 +9,13 @@ from dataclasses import replace
 
 import pytest
 
+from resnet_explorer import runs
 from resnet_explorer.common import RunError
 from resnet_explorer.models import store
 from resnet_explorer.runs import RunPaths, read_jsonl, read_status, write_status
-from resnet_explorer.runs import control as runs
 from resnet_explorer.runs.layout import try_lock
-from resnet_explorer.runs.supervisor import outcome_after_exit, queue_dir, runs_ahead
+from resnet_explorer.runs.queue import queue_dir, runs_ahead
+from resnet_explorer.runs.supervisor import outcome_after_exit
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 LONG = replace(TINY_TRAIN, epochs=1000)  # runs until cancelled

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from resnet_explorer import runs
 from resnet_explorer.common import RunError
 from resnet_explorer.runs import RunPaths, read_status, write_status
-from resnet_explorer.runs import control as runs
 from resnet_explorer.runs.layout import try_lock
-from resnet_explorer.runs.supervisor import queue_dir, runs_ahead, slot_lock
+from resnet_explorer.runs.queue import queue_dir, runs_ahead, slot_lock
+from resnet_explorer.runs.reading import settle
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 
@@ -105,11 +106,11 @@ def test_readers_of_a_run_removed_under_them_see_it_gone_and_never_recreate_it(t
     paths.dir.mkdir()
     write_status(paths, state="queued", created=1.0)
     status = read_status(paths)  # a reader's first look, then the folder is deleted
-    assert runs._settle(paths, status) is None  # the lock file went first: no new one
+    assert settle(paths, status) is None  # the lock file went first: no new one
     assert not paths.lock.exists()
     assert runs.get_run(run_id, tmp_path) is None and runs.list_runs(tmp_path) == []
     shutil.rmtree(paths.dir)
-    assert runs._settle(paths, status) is None
+    assert settle(paths, status) is None
     assert not paths.dir.exists()
     assert runs.cancel_run(run_id, tmp_path) == f"run {run_id} was removed"
     with pytest.raises(RunError, match="was removed"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from resnet_explorer.training import QUICK, TrainConfig
 def test_quick_recipe_is_valid_and_round_trips_through_json():
     assert QUICK.validate() == []
     assert TrainConfig.from_json(QUICK.to_json()) == QUICK
-    changed = QUICK.updated(optimizer="adamw", nesterov=False, lr=0.002)
+    changed = replace(QUICK, optimizer="adamw", nesterov=False, lr=0.002).check()
     assert TrainConfig.from_dict(json.loads(changed.to_json())) == changed
 
 

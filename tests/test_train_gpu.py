@@ -40,6 +40,6 @@ def test_a_tiny_run_on_cuda_completes_in_bf16_and_reloads(tmp_path):
     cfg = replace(TINY_TRAIN, device="cuda", precision="auto", channels_last="auto")
     status = run_training(TINY_ARCH, cfg, tmp_path / "run", weights_dir=tmp_path / "w", echo=False)
     assert status["state"] == "completed" and status["device"].startswith("cuda")
-    model, side = store.load_model("run-last", tmp_path / "w", device="cuda")
+    model, side = store.load_model("run-last", tmp_path / "w")
     assert next(model.parameters()).dtype == torch.float32  # autocast never changes weights
     assert side["train"]["precision"] == "auto"

@@ -12,14 +12,14 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from resnet_explorer.common import fileio
+from resnet_explorer.common import RunError, fileio
 from resnet_explorer.datasets import BatchTransform, load_dataset
 from resnet_explorer.models import store
 from resnet_explorer.runs import RunPaths, read_jsonl, read_status
 from resnet_explorer.runs.layout import try_lock
 from resnet_explorer.training import RunRecorder, Trainer, run_training
 from resnet_explorer.training import loop as train_loop
-from resnet_explorer.training.loop import evaluate
+from resnet_explorer.training.loop import evaluate_split
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,8 +51,8 @@ def test_a_tiny_run_completes_and_its_models_reload_with_identical_outputs(tmp_p
     # preprocessing the sidecar describes.
     data = load_dataset("digits", channels=1, image_size=side["input_size"][1])
     assert side["normalization"]["mean"] == list(data.preprocess.mean)
-    loss, acc = evaluate(model, BatchTransform(data.preprocess, None, torch.device("cpu")),
-                         data.val_x, data.val_y, 256, torch.device("cpu"))
+    loss, acc = evaluate_split(model, BatchTransform(data.preprocess, None, torch.device("cpu")),
+                               data.val_x, data.val_y, 256, torch.device("cpu"))
     assert acc == side["metrics"]["val_acc"] and loss == pytest.approx(side["metrics"]["val_loss"])
     assert side["arch"]["num_classes"] == 10 and side["train"] == TINY_TRAIN.to_dict()
     assert side["run_id"] == "run" and side["source"] == "trained"
@@ -149,7 +149,7 @@ def test_a_second_trainer_on_the_same_run_directory_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     fd = try_lock(RunPaths(tmp_path / "run").lock)
     try:
-        with pytest.raises(RuntimeError, match="already training"):
+        with pytest.raises(RunError, match="already training"):
             train(tmp_path)
     finally:
         os.close(fd)

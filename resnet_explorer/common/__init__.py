@@ -1,5 +1,5 @@
 """Small things every room needs: the user-facing errors, where files live, atomic writes,
-config field specs and strict parsing. Imports nothing else of the package.
+config field specs, the config base class and strict parsing. Imports no other room.
 
 All of it is torch-free, so runs/ and its supervisor processes stay small; the one module
 that needs torch, `common.devices`, is not re-exported here: import it by its full name.
@@ -10,12 +10,14 @@ from .errors import (ConfigError, DataError, ImageRejected, ImportRefused, Input
 from .fileio import (TMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json,
                      atomic_write_text)
 from .paths import HOME_ENV, REPO_ROOT, data_dir, home_dir, runs_dir, weights_dir
-from .schema import Spec, check_settings, dataclass_from_dict, parse_json_object, setting, spec_of
+from .schema import (ConfigBase, Spec, check_settings, dataclass_from_dict, parse_json_object,
+                     setting, spec_of)
 
 __all__ = [
     "ConfigError", "DataError", "ImageRejected", "ImportRefused", "InputSizeError", "ModelError",
     "PretrainedUnavailable", "RunError", "UserError", "WeightsMismatch",
     "TMP_SUFFIX", "append_line", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
     "HOME_ENV", "REPO_ROOT", "data_dir", "home_dir", "runs_dir", "weights_dir",
-    "Spec", "check_settings", "dataclass_from_dict", "parse_json_object", "setting", "spec_of",
+    "ConfigBase", "Spec", "check_settings", "dataclass_from_dict", "parse_json_object", "setting",
+    "spec_of",
 ]

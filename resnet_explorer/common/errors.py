@@ -43,9 +43,9 @@ class DataError(UserError):
 class ImageRejected(UserError):
     """An image that cannot be used; str() is "<name>: <reason>"."""
 
-    def __init__(self, name: str, reason: str = "") -> None:
+    def __init__(self, name: str, reason: str) -> None:
         self.name, self.reason = name, reason
-        super().__init__(f"{name}: {reason}" if reason else name)
+        super().__init__(f"{name}: {reason}")
         self.args = (name, reason)  # matches __init__, so the error pickles
 
 

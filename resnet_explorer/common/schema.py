@@ -16,12 +16,12 @@ import types
 import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
 
 __all__ = ["Spec", "setting", "spec_of", "check_settings", "dataclass_from_dict",
-           "parse_json_object", "MAX_LIST_ITEMS"]
+           "parse_json_object", "ConfigBase", "MAX_LIST_ITEMS"]
 
 MAX_LIST_ITEMS = 64  # no config list is longer (stages are at most 6)
 
@@ -89,6 +89,48 @@ def check_settings(obj: Any) -> list[str]:
     """Every field's value against its own Spec, in declaration order."""
     return [p for f in fields(obj) if "spec" in f.metadata
             for p in f.metadata["spec"].problems(f.name, getattr(obj, f.name))]
+
+
+C = TypeVar("C", bound="ConfigBase")
+
+
+class ConfigBase:
+    """What every config dataclass does the same way: validation against its settings (plus
+    the class's own cross-field rules) and a JSON round trip through the strict parser.
+
+    Subclasses name themselves in parse errors with `WHERE` and add cross-field rules by
+    overriding `validate` (calling this one first).
+    """
+
+    WHERE: ClassVar[str] = "config"
+
+    def validate(self) -> list[str]:
+        return check_settings(self)
+
+    def check(self: C) -> C:
+        problems = self.validate()
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))  # type: ignore[arg-type]
+        return {name: _plain(value) for name, value in values}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls: type[C], data: Any) -> C:
+        return dataclass_from_dict(cls, data, where=cls.WHERE)
+
+    @classmethod
+    def from_json(cls: type[C], text: str | bytes) -> C:
+        return cls.from_dict(parse_json_object(text))
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 # ----- strict JSON and dict parsing ---------------------------------------------------------

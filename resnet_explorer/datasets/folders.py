@@ -21,7 +21,7 @@ from ..common.errors import DataError, ImageRejected
 from . import imaging, transforms
 
 __all__ = ["IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
-           "decode_one", "resize_center_crop", "stratified_split"]
+           "decode_one", "eval_view_array", "stratified_split"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -134,7 +134,7 @@ def _decode_or_error(path: Path, channels: int, resize: int) -> np.ndarray | str
         img = imaging.decode_image(data, mode="L" if channels == 1 else "RGB", name=path.name)
     except (OSError, ImageRejected) as exc:
         return str(exc)
-    return resize_center_crop(img, resize)
+    return eval_view_array(img, resize)
 
 
 def decode_one(path: Path, channels: int, resize: int) -> np.ndarray | None:
@@ -142,7 +142,7 @@ def decode_one(path: Path, channels: int, resize: int) -> np.ndarray | None:
     return None if isinstance(out, str) else out
 
 
-def resize_center_crop(img: Image.Image, size: int) -> np.ndarray:
+def eval_view_array(img: Image.Image, size: int) -> np.ndarray:
     """The evaluation view at `size` (what inference does), as a (C, H, W) uint8 array."""
     arr = np.asarray(transforms.resize_center_crop(img, size, size), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()

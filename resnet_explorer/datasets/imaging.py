@@ -14,8 +14,6 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,7 +21,7 @@ from PIL import Image, ImageOps
 from ..common.errors import ImageRejected
 
 MAX_BYTES = 25 * 1024 * 1024  # larger uploads are refused before parsing
-MAX_SIDE = 8192  # width and height cap
+MAX_IMAGE_SIDE = 8192  # width and height cap
 MAX_PIXELS = 40_000_000  # 40 MP, below Pillow's MAX_IMAGE_PIXELS (~89 MP)
 MAX_JPEG_SCANS = 100  # start-of-scan markers; progressive encoders write about 10
 
@@ -170,13 +168,13 @@ def decode_image(
     mode: str = "RGB",
     name: str = "image",
     max_bytes: int = MAX_BYTES,
-    max_side: int = MAX_SIDE,
+    max_side: int = MAX_IMAGE_SIDE,
     max_pixels: int = MAX_PIXELS,
 ) -> Image.Image:
     """Decode uploaded bytes to a fully loaded, EXIF-oriented image in ``mode``.
 
-    ``name`` is only used in messages. Raises ImageRejected (a ValueError whose
-    str() names the file and the reason) for anything that is not a usable image.
+    ``name`` is only used in messages. Raises ImageRejected (its str() names the
+    file and the reason) for anything that is not a usable image.
     Animated images give their first frame; other frames are never decoded.
     """
     if mode not in ("RGB", "L"):
@@ -241,20 +239,3 @@ def decode_image(
         reason = f"unsupported colour mode {oriented.mode} in {shown} file"
         raise ImageRejected(label, reason) from None
 
-
-def decode_many(
-    files: Iterable[Any], *, mode: str = "RGB", **limits: int
-) -> list[tuple[str, Image.Image | ImageRejected]]:
-    """Decode several uploads; a bad file yields its ImageRejected instead of stopping the batch.
-
-    Items are ``(name, bytes)`` pairs or objects with ``.name`` and
-    ``.getvalue()`` (e.g. Streamlit's UploadedFile).
-    """
-    results: list[tuple[str, Image.Image | ImageRejected]] = []
-    for item in files:
-        name, data = (item if isinstance(item, tuple) else (item.name, item.getvalue()))
-        try:
-            results.append((name, decode_image(data, mode=mode, name=name, **limits)))
-        except ImageRejected as exc:
-            results.append((name, exc))
-    return results

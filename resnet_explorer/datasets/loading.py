@@ -27,7 +27,7 @@ import torch
 
 from ..common.errors import DataError
 from ..common.paths import data_dir
-from .catalogue import SOURCES, crop_resize_for, source_info
+from .catalogue import SOURCES, Augment, crop_resize_for, source_info
 from .folders import Files, decode_files, decode_one, resolve_folder, scan_folder, stratified_split
 from .transforms import Preprocess, fit_side
 
@@ -36,6 +36,7 @@ __all__ = ["ImageData", "DatasetSummary", "load_dataset", "describe_dataset"]
 MAX_DATASET_BYTES = 4 * 2**30  # stored uint8 images; beyond this ask for a limit or smaller size
 SPLIT_SEED = 0  # validation split never depends on the run's seed, so runs stay comparable
 DOWNLOAD_TIMEOUT_S = 20.0
+SUMMARY_SAMPLES = 16  # sample images a summary shows, spread over the classes
 
 
 @dataclass
@@ -86,13 +87,14 @@ class DatasetSummary:
 # ----- public entry points ------------------------------------------------------------------
 def load_dataset(source: str, *, channels: int, image_size: int, data_path: str = "",
                  val_fraction: float = 0.2, train_limit: int = 0, val_limit: int = 0,
-                 root: Path | None = None, download: bool = True) -> ImageData:
-    """Load a whole dataset into memory, ready for `transforms.BatchTransform`."""
+                 root: Path | None = None) -> ImageData:
+    """Load a whole dataset into memory, ready for `transforms.BatchTransform`; a torchvision
+    dataset missing from `root` is downloaded."""
     info = source_info(source)
     root = Path(root) if root is not None else data_dir()
     resize = crop_resize_for(source, image_size)
     if info.kind == "array":
-        classes, (tx, ty), (vx, vy) = _load_arrays(source, root, download, val_fraction)
+        classes, (tx, ty), (vx, vy) = _load_arrays(source, root, True, val_fraction)
         tx, ty = _limit(tx, ty, train_limit)
         vx, vy = _limit(vx, vy, val_limit)
         _check_size(tx.shape[0] + vx.shape[0], channels, tx.shape[1])
@@ -101,7 +103,7 @@ def load_dataset(source: str, *, channels: int, image_size: int, data_path: str 
         val_x = fit_side(_to_chw(vx, channels), resize)
         skipped, notes = 0, []
     else:
-        classes, train_files, val_files, notes = _list_files(source, root, data_path, download,
+        classes, train_files, val_files, notes = _list_files(source, root, data_path, True,
                                                              val_fraction, resize)
         train_files = _limit_list(train_files, train_limit)
         val_files = _limit_list(val_files, val_limit)
@@ -122,8 +124,7 @@ def load_dataset(source: str, *, channels: int, image_size: int, data_path: str 
 
 
 def describe_dataset(source: str, *, channels: int = 3, data_path: str = "",
-                     val_fraction: float = 0.2, root: Path | None = None,
-                     samples: int = 16) -> DatasetSummary:
+                     val_fraction: float = 0.2, root: Path | None = None) -> DatasetSummary:
     """Classes, counts and a few sample images, without downloading or decoding everything."""
     info = source_info(source)
     root = Path(root) if root is not None else data_dir()
@@ -131,14 +132,14 @@ def describe_dataset(source: str, *, channels: int = 3, data_path: str = "",
     try:
         if info.kind == "array":
             classes, (tx, ty), (_, vy) = _load_arrays(source, root, False, val_fraction)
-            picks = _spread(ty, samples)
+            picks = _spread(ty, SUMMARY_SAMPLES)
             shown = [_display(tx[i]) for i in picks]
         else:
             classes, train_files, val_files, notes = _list_files(source, root, data_path, False,
                                                                  val_fraction, 160)
             ty = np.array([y for _, y in train_files], dtype=np.int64)
             vy = np.array([y for _, y in val_files], dtype=np.int64)
-            picks = _spread(ty, samples)
+            picks = _spread(ty, SUMMARY_SAMPLES)
             decoded = [decode_one(train_files[i][0], channels, 96) for i in picks]
             picks = [i for i, img in zip(picks, decoded) if img is not None]
             shown = [_display(img.transpose(1, 2, 0)) for img in decoded if img is not None]
@@ -222,9 +223,9 @@ def _torchvision(source: str, root: Path, download: bool, **kwargs: object) -> o
         ) from None
 
 
-def _shorten(text: str, limit: int = 240) -> str:
+def _shorten(text: str) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
+    return flat if len(flat) <= 240 else flat[:240] + "…"
 
 
 @contextmanager
@@ -313,9 +314,10 @@ def _spread(labels: np.ndarray, count: int) -> list[int]:
     return picks
 
 
-def _display(img: np.ndarray, min_side: int = 64) -> np.ndarray:
-    """(H, W, C) uint8 enlarged with nearest-neighbour so 8×8 digits stay crisp in a grid."""
-    factor = max(1, min_side // max(1, min(img.shape[:2])))
+def _display(img: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 enlarged with nearest-neighbour to at least 64 px, so 8×8 digits stay
+    crisp in a grid."""
+    factor = max(1, 64 // max(1, min(img.shape[:2])))
     img = img.repeat(factor, 0).repeat(factor, 1) if factor > 1 else img
     return img[..., 0] if img.shape[-1] == 1 else img
 

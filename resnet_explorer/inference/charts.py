@@ -9,7 +9,7 @@ from .predictor import TopK
 __all__ = ["topk_figure"]
 
 
-def topk_figure(top: TopK, height: int = 220) -> go.Figure:
+def topk_figure(top: TopK) -> go.Figure:
     """Horizontal bars, most likely class on top, probabilities as percentages."""
     labels = [_short(label) for label in top.labels][::-1]
     probs = list(top.probs)[::-1]
@@ -18,12 +18,12 @@ def topk_figure(top: TopK, height: int = 220) -> go.Figure:
         textposition="auto", marker_color="#4c78a8",
         hovertext=list(top.labels)[::-1], hovertemplate="%{hovertext}: %{x:.2%}<extra></extra>",
     ))
-    fig.update_layout(height=height, margin=dict(l=0, r=10, t=10, b=0),
+    fig.update_layout(height=220, margin=dict(l=0, r=10, t=10, b=0),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title=None),
                       yaxis=dict(title=None, automargin=True), showlegend=False)
     return fig
 
 
-def _short(label: str, limit: int = 28) -> str:
+def _short(label: str) -> str:
     # ImageNet names can be long ("German short-haired pointer"); the hover shows them whole.
-    return label if len(label) <= limit else label[:limit - 1] + "…"
+    return label if len(label) <= 28 else label[:27] + "…"

@@ -18,23 +18,20 @@ from PIL import Image
 
 from ..arch.model import ResNet
 
-__all__ = ["cam_from_features", "grad_cam", "upsample_cams", "colorize", "overlay"]
+__all__ = ["grad_cam", "upsample_cams", "colorize", "overlay"]
 
 
-def cam_from_features(model: ResNet, features: torch.Tensor,
-                      targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cams (N, h, w) scaled to [0, 1], logits (N, classes)) from a last-stage feature map.
-
-    `targets` are the class indices to explain, default the top class of each image.
-    """
+def grad_cam(model: ResNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM of each image's top class for a batch of preprocessed inputs:
+    (cams (N, h, w) scaled to [0, 1], logits (N, classes))."""
+    with torch.no_grad():
+        features = model.forward_features(x)
     # enable_grad: the caller may be under no_grad. Must not be called under inference_mode
     # (its tensors cannot join a graph); the clone makes a plain leaf either way.
     with torch.enable_grad():
         leaf = features.detach().clone().requires_grad_(True)
         logits = model.forward_head(leaf)
-        if targets is None:
-            targets = logits.argmax(1)
-        score = logits.gather(1, targets.view(-1, 1).to(logits.device)).sum()
+        score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
         (grad,) = torch.autograd.grad(score, leaf)
     weights = grad.mean(dim=(2, 3), keepdim=True)  # channel importance: pooled gradients
     cams = F.relu((weights * leaf.detach()).sum(1))
@@ -43,20 +40,13 @@ def cam_from_features(model: ResNet, features: torch.Tensor,
     return (cams / peak).nan_to_num(0.0), logits.detach()
 
 
-def grad_cam(model: ResNet, x: torch.Tensor,
-             targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM for a batch of preprocessed inputs: (cams (N, h, w), logits)."""
-    with torch.no_grad():
-        features = model.forward_features(x)
-    return cam_from_features(model, features, targets)
-
-
 def upsample_cams(cams: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """(N, h, w) maps → (N, H, W) float32 in [0, 1] at the input's resolution."""
     up = F.interpolate(cams[:, None].float(), size=size, mode="bilinear", align_corners=False)
     return up[:, 0].clamp(0, 1).cpu().numpy()
 
 
+OVERLAY_ALPHA = 0.45  # the heat map's share: enough to read, the photo still recognisable
 # Anchors of the "jet" colour map (blue → cyan → yellow → red): no matplotlib needed.
 _JET = np.array([
     [0.00, 0.0, 0.0, 0.5], [0.11, 0.0, 0.0, 1.0], [0.36, 0.0, 1.0, 1.0],
@@ -70,11 +60,11 @@ def colorize(cam: np.ndarray) -> np.ndarray:
     return np.rint(np.stack(channels, -1) * 255).astype(np.uint8)
 
 
-def overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> Image.Image:
+def overlay(image: Image.Image, cam: np.ndarray) -> Image.Image:
     """The heat map blended over the (preprocessed, same-size) image, as RGB."""
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
     if base.shape[:2] != cam.shape:
         raise ValueError(f"cam {cam.shape} and image {base.shape[:2]} differ in size")
     heat = colorize(cam).astype(np.float32)
-    mixed = (1 - alpha) * base + alpha * heat
+    mixed = (1 - OVERLAY_ALPHA) * base + OVERLAY_ALPHA * heat
     return Image.fromarray(np.clip(np.rint(mixed), 0, 255).astype(np.uint8), "RGB")

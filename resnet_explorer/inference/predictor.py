@@ -32,20 +32,19 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..analysis.summary import analyze
 from ..arch.model import ResNet
-from ..common.errors import ImageRejected
+from ..common.errors import ImageRejected, InputSizeError
 from ..datasets.imaging import decode_image
 from ..datasets.transforms import resize_center_crop
 from ..models import store
 from ..models.card import ModelCard
-from ..models.pretrained import (RESNET34_IMAGENET, PretrainedSpec, ProgressFn, imagenet_model,
-                                 imagenet_sidecar)
+from ..models.pretrained import RESNET34_IMAGENET, PretrainedSpec, imagenet_model, imagenet_sidecar
 from . import gradcam
 
 __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",
-           "DEFAULT_BATCH"]
+           "MAX_BATCH"]
 
 MAX_FILES = 64  # per request: a bound on the work one person can ask of a shared server
-DEFAULT_BATCH = 32
+MAX_BATCH = 32  # images per forward pass
 CHANNELS_LAST_MIN_BATCH = 8
 # Largest single activation of one batch. A wide network on a large input (a 512-pixel
 # CIFAR-stem model keeps full resolution) gets smaller batches instead of exhausting memory.
@@ -110,10 +109,10 @@ def _max_batch(card: ModelCard) -> int:
     pre = card.preprocess
     try:
         rows = analyze(card.arch, (pre.channels, pre.size, pre.size)).rows
-    except ValueError:  # an input the walk refuses: the forward pass will say why, one by one
+    except InputSizeError:  # the forward pass will say why, one file at a time
         return 1
     largest = max(math.prod(row.out_shape) for row in rows) * 4
-    return max(1, min(DEFAULT_BATCH, BATCH_ACTIVATION_BYTES // largest))
+    return max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // largest))
 
 
 class Predictor:
@@ -143,9 +142,8 @@ class Predictor:
 
     @classmethod
     def imagenet(cls, spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
-                 download: bool = True, progress: ProgressFn | None = None,
-                 device: torch.device | str = "cpu") -> Predictor:
-        model = imagenet_model(spec, weights_dir, download, progress)
+                 download: bool = True, device: torch.device | str = "cpu") -> Predictor:
+        model = imagenet_model(spec, weights_dir, download)
         return cls(model, ModelCard.from_sidecar(imagenet_sidecar(spec)), device)
 
     @property
@@ -181,24 +179,12 @@ class Predictor:
         return torch.addcmul(self._shift, x.float(), self._scale)
 
     # ----- prediction ------------------------------------------------------------------
-    def predict(self, images: Sequence[Image.Image], k: int = 5,
-                batch_size: int = DEFAULT_BATCH) -> list[TopK]:
-        """Top-k for decoded images (any size; they are prepared here)."""
-        crops = [self.prepare(img) for img in images]
-        return [top for top, _ in self._run(crops, k, False, batch_size)]
-
-    def explain(self, images: Sequence[Image.Image], k: int = 5,
-                batch_size: int = DEFAULT_BATCH) -> list[tuple[TopK, Image.Image]]:
-        """Top-k plus a Grad-CAM overlay (top class) on the prepared view of each image."""
-        crops = [self.prepare(img) for img in images]
-        return self._run(crops, k, True, batch_size)  # type: ignore[return-value]
-
-    def _run(self, crops: Sequence[Image.Image], k: int, cam: bool,
-             batch_size: int) -> list[tuple[TopK, Image.Image | None]]:
+    def _run(self, crops: Sequence[Image.Image], k: int,
+             cam: bool) -> list[tuple[TopK, Image.Image | None]]:
+        """Top-k (and a Grad-CAM overlay of the top class) for prepared crops, batched."""
         out: list[tuple[TopK, Image.Image | None]] = []
-        batch_size = max(1, min(batch_size, self.max_batch))
-        for start in range(0, len(crops), batch_size):
-            chunk = crops[start:start + batch_size]
+        for start in range(0, len(crops), self.max_batch):
+            chunk = crops[start:start + self.max_batch]
             if not cam:
                 with torch.inference_mode():
                     logits = self._model(self.to_input(chunk))
@@ -221,8 +207,7 @@ class Predictor:
             result.append(TopK(tuple(idx), tuple(self.class_names[i] for i in idx), tuple(vals)))
         return result
 
-    def classify(self, uploads: Iterable[Any], k: int = 5, cam: bool = False,
-                 max_files: int = MAX_FILES, batch_size: int = DEFAULT_BATCH) -> list[FileResult]:
+    def classify(self, uploads: Iterable[Any], k: int = 5, cam: bool = False) -> list[FileResult]:
         """The full upload path: bytes → safe decode → prepare → batched top-k (+ Grad-CAM).
 
         `uploads` are (name, bytes) pairs or objects with .name and .getvalue() (Streamlit's
@@ -234,9 +219,9 @@ class Predictor:
         crops: list[tuple[int, Image.Image]] = []
         for i, item in enumerate(uploads):
             name, data = item if isinstance(item, tuple) else (item.name, item.getvalue())
-            if i >= max_files:
+            if i >= MAX_FILES:
                 slots.append(FileResult(str(name), error=f"{name}: not classified; at most "
-                                        f"{max_files} files are classified at once"))
+                                        f"{MAX_FILES} files are classified at once"))
                 continue
             try:
                 decoded = decode_image(data, mode=self.image_mode, name=str(name))
@@ -247,7 +232,7 @@ class Predictor:
             del decoded  # the full-size image is not needed any more
             slots.append(FileResult(str(name)))
         if crops:
-            outcomes = self._run([c for _, c in crops], k, cam, batch_size)
+            outcomes = self._run([c for _, c in crops], k, cam)
             for (slot, crop), (top, overlay) in zip(crops, outcomes):
                 slots[slot] = FileResult(slots[slot].name, crop.convert("RGB"), top, overlay)
         return slots

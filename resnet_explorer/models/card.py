@@ -18,11 +18,12 @@ from ..arch.config import ArchConfig
 from ..common.errors import ModelError, UserError
 from ..datasets.transforms import Preprocess
 
-__all__ = ["FORMAT", "MODEL_SOURCES", "ModelCard", "check_model_name"]
+__all__ = ["FORMAT", "MODEL_SOURCES", "MAX_MODEL_SIDE", "ModelCard", "check_model_name"]
 
 FORMAT = "resnet-explorer/1"
 MODEL_SOURCES = ("trained", "imported", "imagenet")
-MAX_SIDE = 512  # input side: the Train page's limit; larger inputs cost a shared server too much
+# Input side of a stored model, and so of training: larger inputs cost a shared server too much.
+MAX_MODEL_SIDE = 512
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
@@ -123,12 +124,13 @@ def _preprocess(data: dict[str, Any], arch: ArchConfig | None) -> Preprocess:
     c, h, w = size
     if h != w:
         raise ModelError(f"input_size must be square (got {h}×{w})")
-    if not 1 <= h <= MAX_SIDE:
-        raise ModelError(f"input side must be between 1 and {MAX_SIDE} (got {h})")
+    if not 1 <= h <= MAX_MODEL_SIDE:
+        raise ModelError(f"input side must be between 1 and {MAX_MODEL_SIDE} (got {h})")
     if arch is not None and c != arch.in_channels:
         raise ModelError(f"input_size has {c} channels but the network takes {arch.in_channels}")
-    if not isinstance(resize, int) or isinstance(resize, bool) or not h <= resize <= 2 * MAX_SIDE:
-        raise ModelError(f"resize must be a whole number between {h} and {2 * MAX_SIDE} "
+    if (not isinstance(resize, int) or isinstance(resize, bool)
+            or not h <= resize <= 2 * MAX_MODEL_SIDE):
+        raise ModelError(f"resize must be a whole number between {h} and {2 * MAX_MODEL_SIDE} "
                           f"(got {resize!r})")
     if not isinstance(norm, dict):
         raise ModelError("normalization must be an object with mean and std")

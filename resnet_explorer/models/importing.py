@@ -33,7 +33,7 @@ from safetensors.torch import load as load_safetensors
 from ..arch import weights as weights_check
 from ..arch.config import ArchConfig
 from ..arch.weights import TransferReport
-from ..common.errors import ConfigError, ImportRefused
+from ..common.errors import ConfigError, ImportRefused, UserError
 from ..common.schema import parse_json_object
 from . import store
 from .card import ModelCard, check_model_name
@@ -122,10 +122,7 @@ def read_torch_file(data: bytes) -> dict[str, torch.Tensor]:
         raise ImportRefused("the .pth archive declares more data than it holds")
     if not any(m.filename.endswith("data.pkl") for m in members):
         raise ImportRefused("the zip archive is not a torch.save file (no data.pkl)")
-    try:
-        return read_checkpoint(data)
-    except ValueError as exc:
-        raise ImportRefused(str(exc)) from None
+    return read_checkpoint(data)
 
 
 def _kind(name: str, data: bytes) -> str:
@@ -210,7 +207,7 @@ def _read_sidecar(fname: str, raw: bytes, weights: bytes) -> ModelCard:
     try:
         data = parse_json_object(raw, max_bytes=store.MAX_SIDECAR_BYTES)
         card = ModelCard.from_sidecar({**data, "source": data.get("source", "imported")})
-    except ConfigError as exc:
+    except UserError as exc:  # the JSON itself (ConfigError) or what it says (ModelError)
         raise ImportRefused(f"{fname}: {exc}") from None
     if card.sha256 and hashlib.sha256(weights).hexdigest() != card.sha256:
         raise ImportRefused(f"{fname}: the sidecar's sha256 does not match the weights file "
@@ -235,16 +232,17 @@ def import_model(files: Iterable[Any], current_arch: ArchConfig, name: str | Non
     return saved, imported.notes
 
 
-def import_imagenet_transfer(cfg: ArchConfig, name: str, weights_dir: Path | None = None,
-                             download: bool = False) -> tuple[ModelCard, TransferReport]:
-    """ImageNet weights moved into `cfg` (what fits) and saved as a model (source "imagenet").
+def import_imagenet_transfer(cfg: ArchConfig, name: str,
+                             weights_dir: Path | None = None) -> tuple[ModelCard, TransferReport]:
+    """ImageNet weights already on disk moved into `cfg` (what fits) and saved as a model
+    (source "imagenet"); PretrainedUnavailable, saying where to put them, when they are not.
 
     The report lists what was re-initialised: tensors the variant adds (fresh), and tensors
     whose shape changed (e.g. the classifier when the class count is not 1000).
     """
     if store.model_files(name, weights_dir)[0].exists():  # model_files checks the name too
         raise ImportRefused(f"a model named {name!r} already exists; choose another name")
-    model, report = transfer_imagenet(cfg, weights_dir=weights_dir, download=download)
+    model, report = transfer_imagenet(cfg, weights_dir=weights_dir, download=False)
     sidecar = imagenet_sidecar(RESNET34_IMAGENET, cfg, name=name)
     sidecar["metrics"] = {"transferred_tensors": len(report.loaded),
                           "reinitialised_tensors": len(report.fresh) + len(report.shape_mismatch)}

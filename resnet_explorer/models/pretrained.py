@@ -35,13 +35,14 @@ from torchvision.models import ResNet34_Weights
 from ..arch.config import BASELINE, ArchConfig
 from ..arch.model import ResNet, build_model
 from ..arch.weights import TransferReport, transfer_weights
-from ..common.errors import PretrainedUnavailable
+from ..common.errors import ImportRefused, PretrainedUnavailable
+from ..common.fileio import TMP_SUFFIX
 from ..common.paths import weights_dir as default_weights_dir
 from ..datasets.transforms import Preprocess
 from .card import FORMAT
 
 __all__ = [
-    "PretrainedSpec", "RESNET34_IMAGENET", "PretrainedUnavailable", "ProgressFn",
+    "PretrainedSpec", "RESNET34_IMAGENET", "ProgressFn",
     "candidate_paths", "find_checkpoint", "checkpoint_fingerprint", "where_to_put",
     "download_checkpoint", "read_checkpoint",
     "imagenet_state_dict", "imagenet_model", "imagenet_sidecar", "transfer_imagenet",
@@ -122,21 +123,24 @@ def offline_message(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path 
             f"{where_to_put(spec, weights_dir)}; then reload this page.")
 
 
-def download_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET, dest_dir: Path | None = None,
-                        progress: ProgressFn | None = None, weights_dir: Path | None = None,
-                        timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Stream the checkpoint into torch hub's cache; the file appears only if its hash matches."""
-    dest_dir = Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()
+def download_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET,
+                        progress: ProgressFn | None = None,
+                        weights_dir: Path | None = None) -> Path:
+    """Stream the checkpoint into torch hub's cache; the file appears only if its hash matches.
+
+    `weights_dir` only names the other place the file may go in messages (where_to_put)."""
+    dest_dir = hub_checkpoint_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / spec.file_name
     request = urllib.request.Request(spec.url, headers={"User-Agent": "resnet-explorer"})
     # Streamed to a temporary file in the target folder and renamed at the end (not
     # fileio.atomic_write_bytes: 87 MB need not sit in memory), so an interrupted
     # download never leaves a file that looks complete.
-    fd, tmp = tempfile.mkstemp(prefix=f".{spec.file_name}.", suffix=".tmp", dir=dest_dir)
+    fd, tmp = tempfile.mkstemp(prefix=f".{spec.file_name}.", suffix=TMP_SUFFIX, dir=dest_dir)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
+        with os.fdopen(fd, "wb") as out, \
+                urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
@@ -178,7 +182,7 @@ def read_checkpoint(source: Path | bytes) -> dict[str, torch.Tensor]:
     """A state dict from a torch checkpoint, via the restricted unpickler only.
 
     Accepts a bare state dict or one nested under "state_dict"/"model" (common training
-    checkpoints). Raises ValueError with a readable reason for anything else.
+    checkpoints). Raises ImportRefused with a readable reason for anything else.
     """
     stream: Any = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
@@ -190,53 +194,52 @@ def read_checkpoint(source: Path | bytes) -> dict[str, torch.Tensor]:
         refused = isinstance(exc, pickle.UnpicklingError)
         found = _UNSUPPORTED_GLOBAL.search(text) if refused else None
         if found:
-            raise ValueError(f"the file contains objects other than tensors ({found.group(1)}); "
+            raise ImportRefused(f"the file contains objects other than tensors ({found.group(1)}); "
                              "refused, because loading it could run code") from None
         first = text.splitlines()[0] if text else type(exc).__name__
-        raise ValueError(f"not a loadable PyTorch weights file ({first[:200]})") from None
+        raise ImportRefused(f"not a loadable PyTorch weights file ({first[:200]})") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
     if not isinstance(obj, Mapping) or not obj:
-        raise ValueError("the file holds no state dict (a mapping of names to tensors)")
+        raise ImportRefused("the file holds no state dict (a mapping of names to tensors)")
     bad = [str(k) for k, v in obj.items()
            if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError("the state dict has entries that are not named tensors: "
+        raise ImportRefused("the state dict has entries that are not named tensors: "
                          + ", ".join(bad[:5]))
     for key, tensor in obj.items():
         # Only plain dense CPU tensors that own their data: meta and sparse tensors crash
         # later checks, and a stride-0 view (torch.zeros(1).expand(10**5, 2048)) costs bytes
         # in the file but gigabytes once made contiguous.
         if tensor.layout != torch.strided or tensor.device.type != "cpu":
-            raise ValueError(f"tensor {key} is not a dense CPU tensor "
+            raise ImportRefused(f"tensor {key} is not a dense CPU tensor "
                              f"({tensor.layout}, {tensor.device.type})")
         if tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
-            raise ValueError(f"tensor {key} is a view larger than its stored data "
+            raise ImportRefused(f"tensor {key} is a view larger than its stored data "
                              f"({tuple(tensor.shape)}); save real tensors")
     return dict(obj)
 
 
 def imagenet_state_dict(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
-                        download: bool = True,
-                        progress: ProgressFn | None = None) -> tuple[dict[str, torch.Tensor], Path]:
+                        download: bool = True) -> tuple[dict[str, torch.Tensor], Path]:
     """(state dict, the file it came from); raises PretrainedUnavailable with instructions."""
     path = find_checkpoint(spec, weights_dir)
     if path is None:
         if not download:
             raise PretrainedUnavailable(
                 offline_message(spec, weights_dir, "download not attempted"))
-        path = download_checkpoint(spec, progress=progress, weights_dir=weights_dir)
+        path = download_checkpoint(spec, weights_dir=weights_dir)
     try:
         return read_checkpoint(path), path
-    except ValueError as exc:
+    except ImportRefused as exc:
         raise PretrainedUnavailable(f"{path}: {exc}. Replace it with {spec.url}") from None
 
 
 def imagenet_model(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
-                   download: bool = True, progress: ProgressFn | None = None) -> ResNet:
+                   download: bool = True) -> ResNet:
     """torchvision's ResNet34 with ImageNet weights, loaded strictly into our ResNet."""
-    state, path = imagenet_state_dict(spec, weights_dir, download, progress)
+    state, path = imagenet_state_dict(spec, weights_dir, download)
     model = build_model(BASELINE)
     try:
         model.load_state_dict(state, strict=True)
@@ -262,10 +265,10 @@ def imagenet_sidecar(spec: PretrainedSpec = RESNET34_IMAGENET, cfg: ArchConfig =
 
 
 def transfer_imagenet(cfg: ArchConfig, spec: PretrainedSpec = RESNET34_IMAGENET,
-                      weights_dir: Path | None = None, download: bool = True,
-                      progress: ProgressFn | None = None) -> tuple[ResNet, TransferReport]:
+                      weights_dir: Path | None = None,
+                      download: bool = True) -> tuple[ResNet, TransferReport]:
     """The current architecture with every ImageNet tensor whose name and shape fit."""
-    state, _ = imagenet_state_dict(spec, weights_dir, download, progress)
+    state, _ = imagenet_state_dict(spec, weights_dir, download)
     model = build_model(cfg)
     report = transfer_weights(state, model)
     return model.eval(), report

@@ -1,6 +1,6 @@
 """The model store: weights/<name>.safetensors plus a weights/<name>.json sidecar.
 
-The sidecar says how to rebuild and feed the network (schema in sidecar.py);
+The sidecar says how to rebuild and feed the network (schema in card.py);
 the safetensors file holds only tensors, so loading a model never runs code
 from the file. Both files are written atomically; the sidecar carries the
 weights' SHA-256, so a pair that does not belong together (a copy gone wrong,
@@ -30,7 +30,8 @@ from ..common.paths import weights_dir as default_weights_dir
 from ..common.schema import parse_json_object
 from .card import FORMAT, ModelCard, check_model_name
 
-__all__ = ["save_model", "load_model", "model_files", "read_sidecar", "MAX_SIDECAR_BYTES"]
+__all__ = ["save_model", "load_model", "model_files", "read_sidecar", "MAX_SIDECAR_BYTES",
+           "ModelInfo", "list_models", "read_model_card", "rename_model", "delete_model"]
 
 MAX_SIDECAR_BYTES = 4 * 2**20  # 1000 ImageNet class names are ~30 kB; anything near this is wrong
 
@@ -77,26 +78,19 @@ def read_sidecar(name: str, weights_dir: Path | None = None) -> dict[str, Any]:
 def _read_sidecar(name: str, weights_dir: Path | None) -> tuple[dict[str, Any], ModelCard]:
     """The sidecar dict and its card, validated once."""
     _, sidecar_path = model_files(name, weights_dir)
-    try:
-        raw = sidecar_path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model {name!r}: the sidecar {sidecar_path.name} is missing") from None
-    data = parse_json_object(raw, max_bytes=MAX_SIDECAR_BYTES)
+    data = parse_json_object(_read_file(name, sidecar_path, "sidecar"), max_bytes=MAX_SIDECAR_BYTES)
     card = ModelCard.from_sidecar(data)
     if card.name != name:
         raise ModelError(f"model {name!r}: its sidecar names it {card.name!r}")
     return data, card
 
 
-def load_model(name: str, weights_dir: Path | None = None,
-               device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a stored model in eval mode; every check happens before the weights are used."""
+def load_model(name: str, weights_dir: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a stored model in eval mode on the CPU; every check happens before the weights
+    are used."""
     weights_path, _ = model_files(name, weights_dir)
     sidecar, card = _read_sidecar(name, weights_dir)
-    try:
-        payload = weights_path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model {name!r}: the weights file {weights_path.name} is missing") from None
+    payload = _read_file(name, weights_path, "weights file")
     if card.sha256 and hashlib.sha256(payload).hexdigest() != card.sha256:
         raise ModelError(f"model {name!r}: the weights file does not match its sidecar "
                           "(changed or replaced after saving)")
@@ -107,7 +101,14 @@ def load_model(name: str, weights_dir: Path | None = None,
     tensors = _checked(tensors, card.arch, name)
     model = build_model(card.arch)
     model.load_state_dict(tensors, strict=True)
-    return model.to(device).eval(), sidecar
+    return model.eval(), sidecar
+
+
+def _read_file(name: str, path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model {name!r}: the {what} {path.name} is missing") from None
 
 
 def utc_now() -> str:
@@ -138,10 +139,9 @@ def _checked(tensors: Mapping[str, torch.Tensor], arch: ArchConfig,
         raise WeightsMismatch([f"model {name!r}: {p}" for p in exc.problems]) from None
 
 
-# ----- listing, renaming, deleting (added for the Inference page) ------------------------------
+# ----- listing, renaming, deleting ----------------------------------------------------------
 # The .safetensors file anchors a model; one whose sidecar is missing or broken is still
 # listed, with the reason, so a person can see it and delete it.
-__all__ += ["ModelInfo", "list_models", "read_model_card", "rename_model", "delete_model"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
-__all__ = ["loss_figure", "accuracy_figure", "lr_figure", "throughput_figure", "training_figures"]
+__all__ = ["loss_figure", "accuracy_figure", "step_figure", "training_figures"]
 
 Records = Sequence[dict[str, Any]]
 _HEIGHT = 280
@@ -49,21 +49,17 @@ def accuracy_figure(epochs: Records) -> go.Figure:
     return fig
 
 
-def lr_figure(steps: Records) -> go.Figure:
-    fig = _figure("Learning rate", "learning rate")
-    x, y = _series(steps, "lr")
-    fig.add_scatter(x=x, y=y, mode="lines", name="lr")
-    return fig
-
-
-def throughput_figure(steps: Records) -> go.Figure:
-    fig = _figure("Throughput", "images / s")
-    x, y = _series(steps, "images_per_s")
-    fig.add_scatter(x=x, y=y, mode="lines", name="images/s")
+def step_figure(steps: Records, key: str, title: str, axis: str, name: str) -> go.Figure:
+    """One per-step quantity as a line (learning rate, throughput)."""
+    fig = _figure(title, axis)
+    x, y = _series(steps, key)
+    fig.add_scatter(x=x, y=y, mode="lines", name=name)
     return fig
 
 
 def training_figures(steps: Records, epochs: Records) -> dict[str, go.Figure]:
     """The four live curves of a run, by name."""
     return {"loss": loss_figure(steps, epochs), "accuracy": accuracy_figure(epochs),
-            "lr": lr_figure(steps), "throughput": throughput_figure(steps)}
+            "lr": step_figure(steps, "lr", "Learning rate", "learning rate", "lr"),
+            "throughput": step_figure(steps, "images_per_s", "Throughput", "images / s",
+                                      "images/s")}

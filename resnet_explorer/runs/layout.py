@@ -1,8 +1,8 @@
 """Files of one run directory, its status, and the locks that tell who is alive.
 
-Shared by the dashboard (runs.py), the per-run supervisor (runner.py) and the
-trainer (train.py). Deliberately free of torch so that a queued run waiting
-for its turn is a small process.
+Shared by the dashboard (launch.py, reading.py), the per-run supervisor
+(supervisor.py) and the trainer (training/job.py). Deliberately free of torch so
+that a queued run waiting for its turn is a small process.
 
 Liveness never relies on a PID (PIDs are reused, and a container restart
 makes every stored PID meaningless). Instead the process that owns a run

@@ -2,21 +2,10 @@
 
     python -m resnet_explorer.runs.supervisor --run-dir runs/<id> [--resume]
 
-runs.start_run launches one of these per run, detached from the dashboard
-(its own session, so a Streamlit restart does not take it down). The queue
-needs no daemon:
-
-* A run's place in line is a marker file ``runs/.queue/<device>/<time>-<id>``;
-  FIFO is the markers' name order. The supervisor at the head of the line
-  takes a device slot: an exclusive ``flock`` on ``<device>.slot<k>.lock``.
-* The slot and the run's own liveness lock are inherited by the trainer, so
-  they are held exactly as long as someone works on the run, and the kernel
-  releases them when the processes die, however they die. A crashed run can
-  therefore never block the queue, and nothing has to notice it to unblock
-  the next one: the next supervisor simply gets the lock.
-* A marker whose run holds no liveness lock belongs to a dead waiter and is
-  skipped (and removed) by whoever looks at the line.
-
+The start code (launch.py) starts one of these per run with `launch_supervisor`, detached
+from the dashboard (its own session, so a Streamlit restart does not take it down). It
+waits in the device's queue (queue.py), then runs the trainer with the run's liveness lock
+and the device slot inherited, and records an ending the trainer could not write itself.
 Waiting costs one small Python process per queued run (no torch imported).
 """
 
@@ -33,55 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from ..common.paths import REPO_ROOT
-from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, lock_is_held, read_status,
+from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, read_status,
                      remove_run_dir, try_lock, write_status)
+from .queue import POLL_S, wait_for_turn
 
-__all__ = ["queue_dir", "slot_lock", "runs_ahead", "drop_markers", "launch_supervisor",
-           "outcome_after_exit", "trainer_command"]
+__all__ = ["launch_supervisor", "outcome_after_exit", "trainer_command"]
 
-POLL_S = 0.25
 CANCEL_GRACE_S = 2.0  # a step boundary normally comes sooner; then the trainer is stopped
 KILL_GRACE_S = 3.0
 DETACH_TIMEOUT_S = 60.0  # the supervisor's first process exits after ~0.2 s (a fork)
 _slow_starts: list[subprocess.Popen[bytes]] = []
 
 
-def queue_dir(runs_dir: Path, device: str) -> Path:
-    return runs_dir / ".queue" / device
-
-
-def slot_lock(runs_dir: Path, device: str, slot: int) -> Path:
-    return runs_dir / ".queue" / f"{device}.slot{slot}.lock"
-
-
-def runs_ahead(runs_dir: Path, device: str, marker: str) -> int:
-    """Live queued runs before `marker` (stale markers of dead waiters are removed).
-
-    Other markers of this marker's own run are removed as well: a supervisor killed while
-    waiting leaves its marker, and once the run is resumed the live new supervisor holds the
-    run's lock, so that old marker would look alive and the run would wait behind itself.
-    """
-    own_run = marker.split("-", 1)[-1]
-    ahead = 0
-    for entry in sorted(queue_dir(runs_dir, device).glob("*-*")):
-        run_id = entry.name.split("-", 1)[1]
-        if run_id == own_run and entry.name != marker:
-            entry.unlink(missing_ok=True)
-        elif entry.name < marker:
-            if lock_is_held(runs_dir / run_id / ".lock"):
-                ahead += 1
-            else:
-                entry.unlink(missing_ok=True)
-    return ahead
-
-
-def drop_markers(runs_dir: Path, run_id: str) -> None:
-    """Remove every place in line `run_id` has, in every device's queue (before a resume)."""
-    for marker in (runs_dir / ".queue").glob(f"*/*-{run_id}"):
-        marker.unlink(missing_ok=True)
-
-
-def launch_supervisor(paths: RunPaths, lock_fd: int, resume: bool, pythonpath: str) -> int | None:
+def launch_supervisor(paths: RunPaths, lock_fd: int, resume: bool) -> int | None:
     """Start this module detached for a run; the exit code of its first process (0: started),
     or None if that process is unusually slow to exit. Raises OSError if it cannot start."""
     cmd = [sys.executable, "-m", "resnet_explorer.runs.supervisor", "--run-dir", str(paths.dir),
@@ -90,7 +43,7 @@ def launch_supervisor(paths: RunPaths, lock_fd: int, resume: bool, pythonpath: s
         # Own session: closing the dashboard (or its terminal) does not stop training.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 pass_fds=(lock_fd,), start_new_session=True, cwd=REPO_ROOT,
-                                env={**os.environ, "PYTHONPATH": pythonpath})
+                                env={**os.environ, "PYTHONPATH": _pythonpath()})
     # --detach: the supervisor forks away and this child exits right after starting; waiting
     # for it reaps it, so a long-lived dashboard does not collect one zombie per run.
     _slow_starts[:] = [p for p in _slow_starts if p.poll() is None]  # reap earlier slow ones
@@ -101,27 +54,10 @@ def launch_supervisor(paths: RunPaths, lock_fd: int, resume: bool, pythonpath: s
         return None
 
 
-def wait_for_turn(paths: RunPaths, launch: dict[str, Any]) -> int | None:
-    """Block until this run holds a device slot (its fd), or None if it was cancelled."""
-    runs_dir, device = paths.dir.parent, launch["device"]
-    marker = queue_dir(runs_dir, device) / launch["marker"]
-    reported = -1
-    while True:
-        if paths.cancel.exists():
-            marker.unlink(missing_ok=True)
-            return None
-        ahead = runs_ahead(runs_dir, device, marker.name)
-        if ahead == 0:
-            for slot in range(launch.get("slots", 1)):
-                fd = try_lock(slot_lock(runs_dir, device, slot))
-                if fd is not None:
-                    marker.unlink(missing_ok=True)
-                    return fd
-        if ahead != reported:
-            reported = ahead
-            what = f"{ahead} run(s) ahead" if ahead else "the current run to finish"
-            write_status(paths, durable=False, message=f"queued: waiting for {what} on {device}")
-        time.sleep(POLL_S)
+def _pythonpath() -> str:
+    # The supervisor and trainer import this package from its checkout, whatever the cwd.
+    current = os.environ.get("PYTHONPATH", "")
+    return str(REPO_ROOT) + (os.pathsep + current if current else "")
 
 
 def trainer_command(paths: RunPaths, launch: dict[str, Any], resume: bool) -> list[str]:
@@ -200,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--lock-fd", type=int, default=None, help="inherited liveness lock")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)  # by runs.py
+    parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)  # launch_supervisor
     args = parser.parse_args(argv)
     if args.detach:
         _detach()

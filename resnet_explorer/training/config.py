@@ -3,21 +3,20 @@
 It is saved as train.json in the run directory and copied into the sidecar of
 every model the run produces, so a model file always says how it was made.
 Each field is declared once with its label and bounds (`setting`): validation and the
-Train page's form both read that declaration. Parsing is common.schema's strict
-dataclass_from_dict, so architecture and training JSON obey the same rules.
+Train page's form both read that declaration. Checking and JSON come from
+common.schema's ConfigBase, so architecture and training JSON obey the same rules.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ..common.devices import DEVICE_CHOICES
-from ..common.errors import ConfigError
-from ..common.schema import check_settings, dataclass_from_dict, parse_json_object, setting
+from ..common.schema import ConfigBase, setting
 from ..datasets.catalogue import SOURCES
+from ..models.card import MAX_MODEL_SIDE
 
 __all__ = ["TrainConfig", "QUICK", "OPTIMIZERS", "SCHEDULES", "PRECISIONS", "CHANNELS_LAST"]
 
@@ -28,12 +27,13 @@ CHANNELS_LAST = ("auto", "on", "off")  # auto: on for CUDA
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigBase):
+    WHERE: ClassVar[str] = "training config"
     # data
     dataset: str = setting("digits", "Dataset", choices=SOURCES)
     data_path: str = setting("", "Folder or upload",
                              help="the folder (dataset 'folder') or upload name ('upload')")
-    image_size: int = setting(32, "Image size (px)", 8, 512)
+    image_size: int = setting(32, "Image size (px)", 8, MAX_MODEL_SIDE)
     val_fraction: float = setting(0.2, "Validation fraction", 0.05, 0.5, step=0.05,
                                   help="for sources without their own validation split")
     train_limit: int = setting(0, "Max training images (0 = all)", 0, 10_000_000)
@@ -70,7 +70,7 @@ class TrainConfig:
 
     # ----- validation --------------------------------------------------------------------
     def validate(self) -> list[str]:
-        p = check_settings(self)
+        p = super().validate()
         if self.dataset in SOURCES and SOURCES[self.dataset].needs_path and not self.data_path:
             p.append(f"dataset {self.dataset!r} needs data_path (the folder or upload name)")
         if self.warmup_epochs > self.epochs:
@@ -78,31 +78,6 @@ class TrainConfig:
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             p.append("nesterov needs the sgd optimizer with momentum above 0")
         return p
-
-    def check(self) -> TrainConfig:
-        problems = self.validate()
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-    # ----- serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TrainConfig:
-        return dataclass_from_dict(cls, data, where="training config")
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> TrainConfig:
-        return cls.from_dict(parse_json_object(text))
-
-    def updated(self, **changes: Any) -> TrainConfig:
-        """A copy with `changes`, checked (for the page's form)."""
-        return replace(self, **changes).check()
 
     # ----- learning-rate schedule -------------------------------------------------------------
     def lr_at(self, step: int, steps_per_epoch: int) -> float:

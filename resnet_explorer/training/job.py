@@ -28,7 +28,7 @@ import torch
 
 from ..arch.config import ArchConfig
 from ..common.devices import resolve_device
-from ..common.errors import ConfigError, DataError
+from ..common.errors import RunError, UserError
 from ..common.fileio import append_line, atomic_write_bytes, atomic_write_text
 from ..datasets.loading import load_dataset
 from ..models import store
@@ -137,7 +137,7 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
         if not lock_held:
             lock_fd = try_lock(paths.lock)
             if lock_fd is None:
-                raise RuntimeError(f"another process is already training in {paths.dir}")
+                raise RunError(f"another process is already training in {paths.dir}")
         atomic_write_text(paths.arch, arch.to_json())
         atomic_write_text(paths.train, cfg.to_json())
         write_status(paths, state=RUNNING, pid=os.getpid(), host=socket.gethostname(),
@@ -176,7 +176,7 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
     except Diverged as exc:
         return _finish(paths, log, DIVERGED, f"diverged: {exc}; the best model so far is kept",
                        main=main)
-    except (DataError, ConfigError) as exc:
+    except UserError as exc:
         return _finish(paths, log, FAILED, str(exc), main=main)
     except Exception as exc:
         log(traceback.format_exc().rstrip())
@@ -264,17 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="default: data/ in the home")
     parser.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     parser.add_argument("--quiet", action="store_true", help="log only to the run's log.txt")
-    parser.add_argument("--lock-held", action="store_true", help=argparse.SUPPRESS)  # by runner.py
+    parser.add_argument("--lock-held", action="store_true", help=argparse.SUPPRESS)  # supervisor
     args = parser.parse_args(argv)
     try:
         arch = ArchConfig.from_json(args.arch.read_bytes())
         cfg = TrainConfig.from_json(args.train.read_bytes())
-    except (OSError, ConfigError) as exc:
+        status = run_training(arch, cfg, args.run_dir, weights_dir=args.weights_dir,
+                              data_root=args.data_dir, resume=args.resume, echo=not args.quiet,
+                              lock_held=args.lock_held)
+    except (OSError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    status = run_training(arch, cfg, args.run_dir, weights_dir=args.weights_dir,
-                          data_root=args.data_dir, resume=args.resume, echo=not args.quiet,
-                          lock_held=args.lock_held)
     return 0 if status.get("state") in (COMPLETED, CANCELLED) else 1
 
 

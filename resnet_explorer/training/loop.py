@@ -2,7 +2,7 @@
 
 `Trainer` owns the model, optimizer and in-memory data on the device and runs
 epochs. Everything around it (status, metrics files, saving models, what a
-failure means) is train.py's job and reaches the loop only through
+failure means) is job.py's job and reaches the loop only through
 `Callbacks`, so the loop can be benchmarked and tested on its own.
 
 Per step the host does no synchronising work on an accelerator: losses and
@@ -28,6 +28,7 @@ from torch.utils.data import DistributedSampler
 
 from ..arch.config import ArchConfig
 from ..arch.model import build_model
+from ..common.errors import DataError, RunError
 from ..datasets.loading import ImageData
 from ..datasets.transforms import BatchTransform
 from .config import TrainConfig
@@ -95,8 +96,8 @@ class Trainer:
         n_rank = len(data.train_y) // self.dist.world
         self.batch = min(max(2, cfg.batch_size // self.dist.world), n_rank)
         if self.batch < 2:
-            raise ValueError(f"only {len(data.train_y)} training images: too few for "
-                             f"{self.dist.world} process(es)")
+            raise DataError(f"only {len(data.train_y)} training images: too few for "
+                            f"{self.dist.world} process(es)")
         self.steps_per_epoch = n_rank // self.batch
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.epoch = 0  # completed epochs
@@ -212,8 +213,9 @@ class Trainer:
         """Validation loss and accuracy, computed on rank 0 and shared with every rank."""
         loss = acc = 0.0
         if self.dist.is_main:
-            loss, acc = evaluate(self.model, self.eval_transform, self.data.val_x, self.data.val_y,
-                                 self.batch * 2, self.device, self._autocast)
+            loss, acc = evaluate_split(self.model, self.eval_transform, self.data.val_x,
+                                       self.data.val_y, self.batch * 2, self.device,
+                                       self._autocast)
         loss, acc = self.dist.agree([loss, acc], dtype=torch.float64)
         if not math.isfinite(loss):
             raise Diverged(f"the validation loss became {loss} after epoch {self.epoch}")
@@ -255,7 +257,8 @@ class Trainer:
     def restore(self, payload: bytes) -> None:
         meta = _metadata(payload)
         if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError("not a training checkpoint of this program")
+            raise RunError("the run's checkpoint was not written by this program's trainer; "
+                           "start a new run instead of resuming this one")
         tensors = load_safetensors(payload)
         progress = json.loads(meta["progress"])
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -290,9 +293,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 
-def evaluate(model: nn.Module, transform: BatchTransform, x_all: torch.Tensor, y_all: torch.Tensor,
-             batch: int, device: torch.device,
-             autocast: Callable[[], ContextManager[Any]] = nullcontext) -> tuple[float, float]:
+def evaluate_split(model: nn.Module, transform: BatchTransform, x_all: torch.Tensor,
+                   y_all: torch.Tensor, batch: int, device: torch.device,
+                   autocast: Callable[[], ContextManager[Any]] = nullcontext
+                   ) -> tuple[float, float]:
     """Mean cross-entropy (no smoothing) and accuracy of `model` over a whole split."""
     was_training = model.training
     model.eval()

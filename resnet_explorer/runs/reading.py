@@ -1,0 +1,169 @@
+"""What pages read about runs: the list, one run, its metrics and the tail of its log.
+
+Readers never block a run and never see one half-made or half-deleted (layout.py). The one
+write a reader may do is `settle`: a run whose status says active but whose processes are
+gone is recorded as interrupted, under the run's lock, so every reader agrees on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..common.errors import RunError
+from ..common.paths import runs_dir as default_runs_dir
+from .layout import (ACTIVE, CANCELLED, FAILED, INTERRUPTED, RunPaths, read_jsonl, read_status,
+                     try_lock, write_status)
+
+__all__ = ["RESUMABLE", "RunInfo", "RunMetrics", "list_runs", "get_run", "read_metrics",
+           "log_tail", "settle", "run_paths", "runs_root", "is_run_id"]
+
+RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
+LOG_TAIL_LINES = 30
+LOG_TAIL_BYTES = 64 * 1024  # a progress bar can make one "line" of megabytes
+_RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9]+-[0-9a-f]{4}")
+_DEAD = ("the trainer stopped without reporting (killed, crashed or the machine restarted); "
+         "resume continues from the last checkpoint")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    state: str
+    message: str
+    created: float
+    dataset: str
+    arch_name: str
+    device: str
+    epoch: float
+    epochs: int
+    step: int
+    total_steps: int
+    best_val_acc: float | None
+    images_per_s: float | None
+    eta_s: float | None
+    best_model: str | None
+    last_model: str | None
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def can_resume(self) -> bool:
+        return self.state in RESUMABLE
+
+    @classmethod
+    def from_status(cls, run_id: str, s: dict[str, Any]) -> RunInfo:
+        return cls(run_id=run_id, state=s.get("state", "unknown"), message=s.get("message", ""),
+                   created=float(s.get("created", 0.0)), dataset=s.get("dataset", ""),
+                   arch_name=s.get("arch_name", ""), device=s.get("device", ""),
+                   epoch=float(s.get("epoch") or 0), epochs=int(s.get("epochs") or 0),
+                   step=int(s.get("step") or 0), total_steps=int(s.get("total_steps") or 0),
+                   best_val_acc=s.get("best_val_acc"), images_per_s=s.get("images_per_s"),
+                   eta_s=s.get("eta_s"), best_model=s.get("best_model"),
+                   last_model=s.get("last_model"))
+
+
+@dataclass
+class RunMetrics:
+    steps: list[dict[str, Any]]  # kind "step": step, epoch, loss, lr, images_per_s, elapsed_s
+    epochs: list[dict[str, Any]]  # kind "epoch": train/val loss and accuracy, elapsed_s, ...
+
+
+def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
+    """Every run, newest first, with dead "running"/"queued" runs shown as interrupted."""
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in root.iterdir():
+        # Run ids only: skips the hidden queue folder and runs being deleted (remove_run_dir).
+        if is_run_id(folder.name) and folder.is_dir():
+            info = get_run(folder.name, root)
+            if info is not None:  # else being created, or removed under us
+                out.append(info)
+    return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
+
+
+def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo | None:
+    paths = run_paths(run_id, runs_dir)
+    status = read_status(paths)
+    settled = settle(paths, status) if status else None
+    return RunInfo.from_status(run_id, settled) if settled else None
+
+
+def read_metrics(run_id: str, runs_dir: Path | None = None) -> RunMetrics:
+    records = read_jsonl(run_paths(run_id, runs_dir).metrics)
+    return RunMetrics(steps=[r for r in records if r.get("kind") == "step"],
+                      epochs=[r for r in records if r.get("kind") == "epoch"])
+
+
+def log_tail(run_id: str, runs_dir: Path | None = None) -> str:
+    path = run_paths(run_id, runs_dir).log
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    # Progress bars (downloads) rewrite one line with carriage returns: keep the last state.
+    rows = [row.rsplit("\r", 1)[-1] for row in text.splitlines()]
+    return "\n".join(rows[-LOG_TAIL_LINES:])
+
+
+def settle(paths: RunPaths, status: dict[str, Any],
+           held_fd: int | None = None) -> dict[str, Any] | None:
+    """Record "interrupted" for an active-looking run whose processes are gone.
+
+    None when the run folder is gone: a queued run is deleted when it is cancelled, and
+    that can happen between a reader's first look and this one.
+    """
+    if status.get("state") not in ACTIVE:
+        return status
+    if held_fd is not None:
+        fd: int | None = held_fd
+    else:
+        try:  # no O_CREAT: never put a new .lock into a folder being deleted
+            fd = try_lock(paths.lock, create=False)
+        except FileNotFoundError:
+            return None
+    if fd is None:
+        return status  # alive
+    try:
+        # Re-read under the lock: the run may have finished between the two reads.
+        status = read_status(paths)
+        if not status:
+            return None
+        if status.get("state") in ACTIVE:
+            try:
+                status = write_status(paths, state=INTERRUPTED, message=_DEAD, finished=time.time())
+            except FileNotFoundError:
+                return None
+        return status
+    finally:
+        if held_fd is None:
+            os.close(fd)
+
+
+def runs_root(runs_dir: Path | None) -> Path:
+    return Path(runs_dir) if runs_dir is not None else default_runs_dir()
+
+
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID.fullmatch(text))
+
+
+def run_paths(run_id: str, runs_dir: Path | None) -> RunPaths:
+    """The folder of `run_id`; RunError for anything that is not a run id (never a path)."""
+    if not isinstance(run_id, str) or not is_run_id(run_id):
+        raise RunError(f"{str(run_id)[:80]!r} is not a run id")
+    return RunPaths(runs_root(runs_dir) / run_id)
