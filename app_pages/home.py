@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from ui import nav
+
 st.title("ResNet34 Explorer")
 st.markdown(
     """
@@ -21,11 +23,11 @@ a few minutes, compare runs, and classify your own images.
    folder or zip) on the GPU or CPU, with live curves; runs keep going if you close the tab.
 4. **Inference**: drop in photos or use the camera; see the top-k classes and where the model
    looked (Grad-CAM), with your trained models or torchvision's ImageNet weights.
+5. **Models**: the model store: import a model file, download torchvision's ImageNet weights
+   or transfer them into your architecture, rename and delete models.
 
 Everything works offline: the built-in dataset is scikit-learn's 1,797 handwritten digits.
 """
 )
-st.page_link("app_pages/architecture.py", label="Open the Architecture page", icon=":material/tune:")
-st.page_link("app_pages/summary.py", label="Summary & FLOPs", icon=":material/table_chart:")
-st.page_link("app_pages/train.py", label="Train", icon=":material/model_training:")
-st.page_link("app_pages/inference.py", label="Inference", icon=":material/image_search:")
+for path in (nav.ARCHITECTURE, nav.SUMMARY, nav.TRAIN, nav.INFERENCE, nav.MODELS):
+    nav.link(path)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import streamlit as st
 
 from resnet_explorer.analysis import (Analysis, changed_blocks, changes_frame, compare_layers,
-                                      layer_frame, mib, other_flops_text, si, stage_frame)
+                                      mib, other_flops_text, stage_frame)
 from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
-from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
-from resnet_explorer.common import ConfigError
+from resnet_explorer.common import UserError
+from ui import summary_view as view
 from ui.analysis_cache import cached_analysis, cached_torchinfo
 from ui.state import current_arch
-
-PASTED = "pasted JSON…"
 
 st.title("Summary & FLOPs")
 cfg = current_arch()
@@ -23,21 +21,11 @@ c_h, c_w, c_batch, c_cmp = st.columns(4)
 height = int(c_h.number_input("Input height", 32, 512, 224, step=16, key="summary_height"))
 width = int(c_w.number_input("Input width", 32, 512, 224, step=16, key="summary_width"))
 batch = int(c_batch.number_input("Batch (for memory)", 1, 1024, 1, key="summary_batch"))
-choice = c_cmp.selectbox("Compare with", [*PRESETS, PASTED], key="summary_compare",
-                         help="resnet34 is the baseline; paste any exported config as JSON.")
-
-other_cfg: ArchConfig | None = PRESETS.get(choice)
-if choice == PASTED:
-    text = st.text_area("Configuration to compare (JSON)", BASELINE.to_json(), height=160,
-                        key="summary_compare_json")
-    try:
-        other_cfg = ArchConfig.from_json(text)
-    except ConfigError as exc:
-        st.error("The pasted configuration is not valid:\n\n- " + "\n- ".join(exc.problems))
+other_cfg = view.comparison(c_cmp)
 
 try:
     mine = cached_analysis(cfg, (cfg.in_channels, height, width), batch)
-except ConfigError as exc:
+except UserError as exc:
     st.error("This architecture cannot be analysed at this input size:\n\n- "
              + "\n- ".join(exc.problems))
     st.stop()
@@ -48,27 +36,13 @@ if other_cfg is not None:
     other_label = other_cfg.short_name()
     try:
         other = cached_analysis(other_cfg, (other_cfg.in_channels, height, width), batch)
-    except ConfigError as exc:
+    except UserError as exc:
         st.warning(f"The comparison ({other_label}) cannot run here: " + "; ".join(exc.problems))
 
 if mine.training_error:
     st.warning(mine.training_error)
 
-
-def _delta(value: float, base: float | None, fmt) -> str | None:
-    """Signed difference for st.metric, which colours by a leading '-'."""
-    if base is None or value == base:
-        return None
-    return ("+" if value > base else "-") + fmt(abs(value - base))
-
-
-cards = [("Parameters", "params", si), ("MACs (multiply-adds)", "macs", si), ("FLOPs", "flops", si),
-         ("Activation memory (fp32)", "activation_bytes", mib),
-         ("Parameter memory (fp32)", "param_bytes", mib)]
-for col, (label, attr, fmt) in zip(st.columns(len(cards)), cards):
-    value, base = getattr(mine, attr), getattr(other, attr) if other is not None else None
-    col.metric(label, fmt(value), _delta(value, base, fmt), delta_color="inverse",
-               help=f"{value:,}" + (f" (comparison: {base:,})" if base is not None else ""))
+view.totals(mine, other)
 st.caption(
     f"Deltas against **{other_label}**. MACs are the multiply-accumulates of convolutions and "
     "linear layers — the figure torchvision quotes as “GFLOPS” (3.664 for ResNet34 at "
@@ -81,18 +55,7 @@ t_layers, t_charts, t_diagram, t_diff, t_info = st.tabs(
     ["Layers", "Charts", "Diagram", "Differences", "torchinfo"])
 
 with t_layers:
-    stages = [s.name for s in mine.stages]
-    shown = st.multiselect("Stages", stages, default=stages, key="summary_stages")
-    frame = layer_frame(mine, changes)
-    frame = frame[frame["stage"].isin(shown)]
-    if changes is not None:
-        marked = frame["vs comparison"] != ""
-        styled = frame.style.apply(
-            lambda row: ["background-color: rgba(214,39,40,0.15)" if marked[row.name] else ""]
-            * len(row), axis=1)
-        st.dataframe(styled, hide_index=True, width="stretch")
-    else:
-        st.dataframe(frame, hide_index=True, width="stretch")
+    view.layer_table(mine, changes)
 
 with t_charts:
     configs = [("this config", mine)] + ([(other_label, other)] if other is not None else [])

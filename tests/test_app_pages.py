@@ -41,7 +41,7 @@ def test_changing_a_widget_updates_parameters_diff_and_url(app):
     assert not at.exception
     expected = ArchConfig(activation="prelu", blocks=(3, 4, 4, 3))
     assert at.session_state["arch"] == expected
-    from resnet_explorer.arch.model import count_parameters
+    from resnet_explorer.arch import count_parameters
     assert _param_metric(at) == f"{count_parameters(expected):,}"
     diff = " ".join(m.value for m in at.markdown)
     assert "activation: relu → prelu" in diff and "stage 3: 6 → 4 blocks" in diff
@@ -112,3 +112,81 @@ def test_shared_link_reopens_the_architecture():
     bad.query_params["blocks"] = "3,x"
     bad.run()
     assert not bad.exception and any("ignored" in w.value for w in bad.warning)
+
+
+# ----- the shell: sidebar and URL on every page -------------------------------------------
+PAGES = ("app_pages/summary.py", "app_pages/train.py", "app_pages/inference.py",
+         "app_pages/models.py")
+
+
+def _sidebar(at: AppTest) -> str:
+    return " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_sidebar_shows_the_new_parameter_count_right_after_a_preset(app):
+    at = _architecture(app)
+    at.selectbox(key="arch_preset").set_value("resnet34-d").run()
+    assert _param_metric(at) == "21,816,904"
+    assert "21,816,904 parameters" in _sidebar(at)
+    assert "resnet34-d" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_keeps_the_architecture_in_the_url(home, app, page):
+    at = _architecture(app)
+    at.selectbox(key="aw_activation").set_value("gelu").run()
+    at.query_params.clear()  # what the browser does when st.navigation changes page
+    at.switch_page(page).run()
+    assert not at.exception
+    assert at.query_params["activation"] == "gelu"
+    assert "gelu" in _sidebar(at)
+
+
+def test_a_session_started_on_the_summary_page_reads_the_architecture_from_the_url(home):
+    cfg = ArchConfig(stem="deep", shortcut="D", activation="gelu")
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.query_params.update(cfg.to_query())
+    at.switch_page("app_pages/summary.py").run()
+    assert not at.exception
+    assert at.session_state["arch"] == cfg
+    assert any(t.value == "Summary & FLOPs" for t in at.title)
+    from resnet_explorer.arch import count_parameters
+    assert f"{count_parameters(cfg):,} parameters" in _sidebar(at)
+    assert at.query_params["stem"] == "deep"
+
+
+def test_the_sidebar_is_drawn_when_a_page_stops_early(app):
+    app.session_state["arch"] = ArchConfig(norm="instance")
+    at = app.switch_page("app_pages/summary.py").run()
+    at.number_input(key="summary_height").set_value(32)
+    at.number_input(key="summary_width").set_value(32).run()  # the page calls st.stop()
+    assert any("cannot run on a 32×32 input" in e.value for e in at.error)
+    assert "parameters" in _sidebar(at) and at.query_params["norm"] == "instance"
+
+
+def test_the_sidebar_is_drawn_when_a_page_fails(app, monkeypatch):
+    import resnet_explorer.analysis.charts as charts
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a chart")
+
+    monkeypatch.setattr(charts, "diagram", broken)
+    at = app.switch_page("app_pages/summary.py").run()
+    assert at.exception and "a bug in a chart" in at.exception[0].message
+    assert "21,797,672 parameters" in _sidebar(at)
+
+
+def test_option_labels_and_dependent_widgets_come_from_the_option_tables(app):
+    from resnet_explorer.arch import ACTIVATIONS, NORMS, SHORTCUTS
+    at = _architecture(app)
+    assert at.number_input(key="aw_leaky_slope").disabled  # ReLU reads no slope
+    assert at.number_input(key="aw_norm_groups").disabled
+    at.selectbox(key="aw_activation").set_value("leaky_relu").run()
+    at.selectbox(key="aw_norm").set_value("group").run()
+    assert not at.number_input(key="aw_leaky_slope").disabled
+    assert not at.number_input(key="aw_norm_groups").disabled
+    assert ACTIVATIONS["leaky_relu"].label in at.selectbox(key="aw_activation").options
+    assert NORMS["group"].label in at.selectbox(key="aw_norm").options
+    assert SHORTCUTS["D"].label in at.radio(key="aw_shortcut").options
+    from resnet_explorer.arch import MAX_WIDTH
+    assert at.number_input(key="aw_widths_0").max == MAX_WIDTH

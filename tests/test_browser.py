@@ -1,9 +1,10 @@
 """One real browser (Debian's Chromium through Playwright) against a live `streamlit run app.py`.
 
-The main flow a person follows: open a shared architecture link, change an option, read the
-summary, train the network on the built-in digits, and classify a good and a bad upload with
-the model that run produced. AppTest covers each page's logic; this test covers what only a
-browser sees: routing, the URL, websockets, the live fragment and real file uploads.
+The main flow a person follows: pick a preset, open a shared architecture link, change an
+option, read the summary (and reload it), train the network on the built-in digits, classify a
+good and a bad upload with the model that run produced, and open the Models page. AppTest
+covers each page's logic; this test covers what only a browser sees: routing, the URL across
+pages and reloads, what Enter does in a box, websockets, the live fragment and real uploads.
 """
 
 from __future__ import annotations
@@ -111,8 +112,22 @@ def _go(page, title: str) -> None:
     page.get_by_role("heading", name=title, level=1).wait_for()
 
 
+def _sidebar(page):
+    return page.get_by_test_id("stSidebarUserContent")
+
+
 def test_main_flow_in_a_real_browser(server, page):
     from playwright.sync_api import expect
+
+    # A preset: the sidebar shows the page's parameter count in the same run.
+    page.goto(f"{server}/architecture")
+    page.get_by_role("heading", name="Architecture", level=1).wait_for()
+    page.get_by_test_id("stSelectbox").filter(has_text="Start from a preset").click()
+    page.get_by_role("option", name="resnet34-d", exact=True).click()
+    value = page.get_by_test_id("stMetric").filter(has_text="Trainable parameters") \
+        .get_by_test_id("stMetricValue")
+    expect(value).to_have_text("21,816,904")
+    expect(_sidebar(page)).to_contain_text("21,816,904 parameters")
 
     # A shared link reopens its architecture.
     page.goto(f"{server}/architecture?{urlencode(TINY_ARCH.to_query())}")
@@ -120,28 +135,44 @@ def test_main_flow_in_a_real_browser(server, page):
     tiny_params = _metric(page, "Trainable parameters")
     assert tiny_params != "21,797,672"
 
-    # Changing an option updates the parameter count and the URL.
+    # Changing an option updates the parameter count, the sidebar and the URL.
     page.get_by_role("tab", name="Activation, norm, attention").click()
     page.get_by_test_id("stSelectbox").filter(has_text="Activation").click()
-    page.get_by_role("option", name="prelu", exact=True).click()
-    expect(page.get_by_test_id("stMetric").filter(has_text="Trainable parameters")
-           .get_by_test_id("stMetricValue")).not_to_have_text(tiny_params)
+    page.get_by_role("option", name="PReLU (learnable slope)", exact=True).click()
+    expect(value).not_to_have_text(tiny_params)
     expect(page).to_have_url(re.compile(r"activation=prelu"))
-    expect(page.get_by_text("activation: relu → prelu")).to_be_visible()
+    main = page.get_by_test_id("stMainBlockContainer")
+    expect(main.get_by_text("activation: relu → prelu")).to_be_visible()
+    expect(_sidebar(page)).to_contain_text("activation: relu → prelu")
+    prelu_params = value.inner_text()
+    expect(_sidebar(page)).to_contain_text(f"{prelu_params} parameters")
 
-    # The summary shows the same network's multiply-adds.
+    # The summary shows the same network's multiply-adds, and a reload keeps the network.
     _go(page, "Summary & FLOPs")
-    assert _metric(page, "Parameters").strip()
-    assert re.search(r"\d", _metric(page, "MACs (multiply-adds)"))
+    expect(page).to_have_url(re.compile(r"/summary\?.*activation=prelu"))
+    macs = _metric(page, "MACs (multiply-adds)")
+    assert re.search(r"\d", macs)
+    page.reload()
+    page.get_by_role("heading", name="Summary & FLOPs", level=1).wait_for()
+    expect(_sidebar(page)).to_contain_text(f"{prelu_params} parameters")
+    assert _metric(page, "MACs (multiply-adds)") == macs
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
-    # Train it for one epoch on the built-in digits and watch the run finish.
+    # Train it for one epoch on the built-in digits and watch the run finish. Enter in a box
+    # only commits the value: here it shows the validator's complaint and starts nothing.
     _go(page, "Train")
     expect(page.get_by_text("10 classes")).to_be_visible()
-    for label, value in (("Image size (px)", "16"), ("Epochs", "1")):
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("1")
+    epochs.press("Enter")
+    expect(page.get_by_text("warmup_epochs (2.0) cannot exceed epochs (1)")).to_be_visible()
+    expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+    expect(page.get_by_text("No runs yet")).to_be_visible()
+    for label, value_text in (("Image size (px)", "16"), ("Warm-up epochs", "1")):
         field = page.get_by_label(label, exact=True)
-        field.fill(value)
-        field.press("Tab")  # commits the value without submitting the form
+        field.fill(value_text)
+        field.press("Tab")  # commits the value
+    expect(page.get_by_text("cannot exceed epochs")).to_have_count(0)
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text("Started run")).to_be_visible()
     expect(page.get_by_text(re.compile(r"completed\*?\*? —|✅ completed"))).to_be_visible(
@@ -158,4 +189,11 @@ def test_main_flow_in_a_real_browser(server, page):
     expect(page.get_by_text("1 of 2 image(s) classified")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stAlert").filter(has_text="notes.png")).to_be_visible()
     expect(page.get_by_text(re.compile(r"digit\.png: \d"))).to_be_visible()
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+    # The Models page lists the run's model.
+    _go(page, "Models")
+    expect(page.get_by_role("tab", name="Import a model file")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"activation=prelu"))
     expect(page.get_by_test_id("stException")).to_have_count(0)

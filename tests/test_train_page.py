@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.models import store
-from resnet_explorer.runs import control as runs
+from resnet_explorer import runs
+from resnet_explorer.models import load_model
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "train.py")
@@ -32,28 +32,30 @@ def test_page_previews_the_built_in_digits_with_the_quick_recipe(home):
     assert "**10 classes** · 1,438 training and 359 validation images" in texts(at)
     assert at.number_input(key="hp_epochs").value == 8 and at.number_input(key="hp_lr").value == 0.05
     assert "No runs yet" in texts(at)
-    at.selectbox(key="train_source").set_value("cifar10").run()
+    at.selectbox(key="hp_dataset").set_value("cifar10").run()
     assert "not been downloaded" in texts(at) and not at.exception
 
 
 def test_start_from_the_page_then_watch_cancel_and_reload(home):
     at = page()
     at.number_input(key="hp_epochs").set_value(TINY_TRAIN.epochs)
-    at.number_input(key="hp_size").set_value(TINY_TRAIN.image_size)
-    at.selectbox(key="hp_device").set_value("cpu")
-    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    at.number_input(key="hp_image_size").set_value(TINY_TRAIN.image_size)
+    at.number_input(key="hp_warmup_epochs").set_value(TINY_TRAIN.warmup_epochs)
+    at.selectbox(key="hp_device").set_value("cpu").run()
+    assert not at.error and not at.button(key="train_start").disabled, texts(at)
+    at.button(key="train_start").click().run()
     assert not at.exception and not at.error, texts(at)
     [run] = runs.list_runs(home / "runs")
     assert f"Started run {run.run_id}" in texts(at)
     # A second click within seconds (same session, same settings) reuses the run.
-    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    at.button(key="train_start").click().run()
     assert len(runs.list_runs(home / "runs")) == 1
 
     wait_for(lambda: runs.get_run(run.run_id, home / "runs").state == "completed", 60, "the run")
     at.run()
     assert "completed" in texts(at) and f"{run.run_id}-best" in texts(at)
     assert len(at.get("plotly_chart")) == 4  # loss, accuracy, learning rate, images/s
-    store.load_model(f"{run.run_id}-best", home / "weights")
+    load_model(f"{run.run_id}-best", home / "weights")
     at.button(key="train_try").click().run()
     assert at.session_state["inf_model"] == f"{run.run_id}-best"
 
@@ -70,9 +72,41 @@ def test_start_from_the_page_then_watch_cancel_and_reload(home):
     assert "cancelled" in texts(fresh) and fresh.button(key="train_resume")
 
 
-def test_invalid_settings_are_reported_not_started(home):
+def test_invalid_settings_are_reported_live_and_start_nothing(home):
     at = page()
-    at.selectbox(key="train_source").set_value("folder").run()  # but no folder given
-    at.button(key="FormSubmitter:train_form-Start training").click().run()
-    assert "Cannot start" in texts(at) and "needs data_path" in texts(at)
+    assert not at.error and not at.button(key="train_start").disabled
+    at.selectbox(key="hp_dataset").set_value("folder").run()  # but no folder given
+    assert "needs data_path" in texts(at) and at.button(key="train_start").disabled
+    at.selectbox(key="hp_dataset").set_value("digits").run()
+    # Nothing is quietly fixed: the validator's own sentences, and no Start.
+    at.number_input(key="hp_epochs").set_value(1)
+    at.selectbox(key="hp_optimizer").set_value("adamw").run()
+    errors = texts(at)
+    assert "warmup_epochs (2.0) cannot exceed epochs (1)" in errors
+    assert "nesterov needs the sgd optimizer" in errors
+    assert at.button(key="train_start").disabled
     assert runs.list_runs(home / "runs") == []
+    at.number_input(key="hp_warmup_epochs").set_value(0.5)
+    at.checkbox(key="hp_nesterov").uncheck().run()
+    assert not at.error and not at.button(key="train_start").disabled
+
+
+def test_the_form_is_generated_from_the_config_specs(home):
+    from resnet_explorer.common import spec_of
+    from resnet_explorer.training import TrainConfig
+    at = page()
+    epochs = at.number_input(key="hp_epochs")
+    spec = spec_of(TrainConfig, "epochs")
+    assert (epochs.label, epochs.min, epochs.max) == (spec.label, spec.lo, spec.hi)
+    lr = at.number_input(key="hp_lr")
+    assert lr.help == spec_of(TrainConfig, "lr").help and lr.format == "%.5f"
+    assert at.number_input(key="hp_step_every")  # fields the old form left out are there too
+
+
+def test_the_recipe_survives_a_visit_to_another_page(home):
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=60).run()
+    at.switch_page("app_pages/train.py").run()
+    at.number_input(key="hp_epochs").set_value(5).run()
+    at.switch_page("app_pages/summary.py").run()
+    at.switch_page("app_pages/train.py").run()
+    assert at.number_input(key="hp_epochs").value == 5

@@ -12,7 +12,8 @@ from resnet_explorer.inference import Predictor
 
 # The fingerprint (sha256, size, mtime of the file in use) is part of the key, so a model
 # replaced on disk under the same name loads afresh; max_entries bounds memory (a ResNet34
-# is ~90 MB). Predictors are immutable, so sharing them between sessions is safe.
+# is ~90 MB). Predictors are immutable, so sharing them between sessions is safe. Errors
+# (a damaged file: ModelError) are not cached, so a repaired file loads on the next try.
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def stored_predictor(name: str, fingerprint: str, folder: str) -> Predictor:
     return Predictor.from_store(name, weights_dir=Path(folder), device=resolve_device("auto"))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.arch import BASELINE, count_parameters
+from resnet_explorer.arch import BASELINE, ArchConfig, count_parameters
 from resnet_explorer.common.devices import describe_devices
-from ui.state import current_arch
 
 
 @st.cache_resource
@@ -14,18 +13,17 @@ def _device_lines() -> list[str]:
     return describe_devices()  # probing CUDA once per server is enough
 
 
-def render_sidebar() -> None:
-    cfg = current_arch()
-    with st.sidebar:
-        st.subheader("Current architecture")
-        st.markdown(f"**{cfg.short_name()}**")
-        st.caption(
-            f"{cfg.block} blocks {list(cfg.blocks)} · widths {list(cfg.stage_widths)} · "
-            f"{cfg.activation} · {cfg.norm} norm · {count_parameters(cfg):,} parameters"
-        )
-        diff = cfg.describe_diff(BASELINE)
-        if diff:
-            st.caption("Changes: " + "; ".join(diff[:6]) + (" …" if len(diff) > 6 else ""))
-        st.subheader("Compute")
-        for line in _device_lines():
-            st.caption(line)
+def render_sidebar(cfg: ArchConfig) -> None:
+    """Draw into the current container (the shell puts it in the sidebar, below the pages)."""
+    st.subheader("Current architecture")
+    st.markdown(f"**{cfg.short_name()}**")
+    st.caption(
+        f"{cfg.block} blocks {list(cfg.blocks)} · widths {list(cfg.stage_widths)} · "
+        f"{cfg.activation} · {cfg.norm} norm · {count_parameters(cfg):,} parameters"
+    )
+    diff = cfg.describe_diff(BASELINE)
+    if diff:
+        st.caption("Changes: " + "; ".join(diff[:6]) + (" …" if len(diff) > 6 else ""))
+    st.subheader("Compute")
+    for line in _device_lines():
+        st.caption(line)

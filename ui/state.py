@@ -1,4 +1,10 @@
-"""The current architecture lives in st.session_state so every page reads the same one."""
+"""Session state every page shares: the current architecture (kept in the URL too) and the
+keys one page sets for another.
+
+The architecture lives in st.session_state under ARCH_KEY. A session that starts on any page
+reads it from the URL once; after every page run the shell writes it back, because
+st.navigation clears the query string whenever the page changes.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,15 @@ from dataclasses import fields
 import streamlit as st
 
 from resnet_explorer.arch import BASELINE, ArchConfig
-from resnet_explorer.common import ConfigError
+from resnet_explorer.common import UserError
 
 ARCH_KEY = "arch"
-_ARCH_FIELDS = {f.name for f in fields(ArchConfig)}
+# The Inference page's model picker; the Train page's "Try it" button preselects a model in it.
+MODEL_PICK_KEY = "inf_model"
+# The run shown on the Train page; starting a run selects it.
+SELECTED_RUN_KEY = "train_run"
+
+_ARCH_FIELDS = frozenset(f.name for f in fields(ArchConfig))
 
 
 def current_arch() -> ArchConfig:
@@ -25,19 +36,19 @@ def set_arch(cfg: ArchConfig) -> None:
 
 
 def arch_from_url() -> ArchConfig | None:
-    """A shared link carries the config as query parameters; a bad link falls back with a warning."""
+    """A shared link carries the config as query parameters; a bad link is ignored (warned)."""
     params = {k: st.query_params[k] for k in st.query_params if k in _ARCH_FIELDS}
     if not params:
         return None
     try:
         return ArchConfig.from_query(params)
-    except ConfigError as exc:
+    except UserError as exc:
         st.warning(f"The architecture in this link was ignored: {exc}")
         return None
 
 
 def write_arch_to_url(cfg: ArchConfig) -> None:
-    """Keep the address bar in step so a copied link reopens this architecture."""
+    """Keep the address bar in step so a copied link (or a reload) reopens this architecture."""
     query = cfg.to_query()
     for key in [k for k in st.query_params if k in _ARCH_FIELDS and k not in query]:
         del st.query_params[key]

@@ -1,0 +1,22 @@
+"""Models: the store (weights/), imports, torchvision's ImageNet weights, rename and delete."""
+
+import streamlit as st
+
+from resnet_explorer.common import weights_dir
+from resnet_explorer.models import list_models
+from ui import models_view as view
+from ui.flash import show as show_message
+
+st.title("Models")
+show_message()
+folder = weights_dir()  # per run: $RESNET_EXPLORER_HOME may differ between tests
+models = list_models(folder)
+view.store_table(models)
+
+imp, imagenet, manage = st.tabs(["Import a model file", "ImageNet weights", "Rename or delete"])
+with imp:
+    view.import_section(folder)
+with imagenet:
+    view.imagenet_section(folder)
+with manage:
+    view.manage_section(models, folder)

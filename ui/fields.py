@@ -1,0 +1,74 @@
+"""Widgets generated from config fields: one declaration (common.schema's Spec) gives the
+label, help, bounds, step, format and choices, so a form never offers a value the config's
+validator refuses, and never repeats a bound.
+
+`widget(cls, name, key, ...)` makes the widget a field's type calls for: a checkbox for a
+bool, a select box (or radio) for a field with choices (labelled by the option table's
+`.label`), a number box (or slider) for int and float, a text box for str. Tuple fields (one
+value per stage) get one widget per item, each with its own key. Values live in
+st.session_state under `key`: the default is put there before the widget is made, so
+presets and imports can write into the same keys from callbacks.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+import streamlit as st
+
+from resnet_explorer.common import Spec, spec_of
+
+Kind = Literal["radio", "slider", "toggle"]
+
+
+def item_type(cls: type, name: str) -> Any:
+    """The type of one value of field `name` (the item type for tuple fields)."""
+    hint = typing.get_type_hints(cls)[name]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0]
+    return hint
+
+
+def _fit(value: Any, kind: Any) -> Any:
+    # Streamlit refuses a float box holding an int (and the other way round).
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def widget(cls: type, name: str, key: str, *, default: Any = None, where: Any = st,
+           label: str | None = None, kind: Kind | None = None, disabled: bool = False,
+           format_func: Callable[[Any], str] | None = None, horizontal: bool = False) -> Any:
+    """The widget for field `name` of config class `cls` in container `where`; its value."""
+    spec: Spec = spec_of(cls, name)
+    t = item_type(cls, name)
+    if key not in st.session_state:
+        if default is not None:
+            st.session_state[key] = _fit(default, t)
+    elif type(fitted := _fit(st.session_state[key], t)) is not type(st.session_state[key]):
+        st.session_state[key] = fitted
+    text = label or spec.label
+    common: dict[str, Any] = {"key": key, "help": spec.help or None, "disabled": disabled}
+    if t is bool:
+        make = where.toggle if kind == "toggle" else where.checkbox
+        return make(text, **common)
+    if spec.choices is not None:
+        options = list(spec.choices)
+        fmt = format_func or spec.choice_label
+        if kind == "radio":
+            return where.radio(text, options, format_func=fmt, horizontal=horizontal, **common)
+        return where.selectbox(text, options, format_func=fmt, **common)
+    if t in (int, float):
+        lo = None if spec.lo is None else t(spec.lo)
+        hi = None if spec.hi is None else t(spec.hi)
+        step = t(spec.step) if spec.step is not None else (1 if t is int else None)
+        if kind == "slider":
+            return where.slider(text, lo, hi, step=step, format=spec.format, **common)
+        return where.number_input(text, lo, hi, step=step, format=spec.format, **common)
+    if t is str:
+        return where.text_input(text, **common)
+    raise TypeError(f"{cls.__name__}.{name}: no widget for {t!r}")

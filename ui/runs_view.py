@@ -1,0 +1,94 @@
+"""The Train page's run list: the table, one run's status, curves and log, live while it runs,
+and its buttons (cancel, resume, try the model on the Inference page)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from resnet_explorer.common import UserError, runs_dir
+from resnet_explorer.runs import (RunInfo, cancel_run, get_run, list_runs, log_tail, read_metrics,
+                                  resume_run)
+from resnet_explorer.runs.charts import training_figures
+from ui import nav
+from ui.flash import flash
+from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY
+
+REFRESH_S = 1.5
+ICONS = {"completed": "✅", "running": "🏃", "queued": "⏳", "failed": "❌",
+         "diverged": "💥", "cancelled": "🛑", "interrupted": "⚠️"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def runs_section() -> None:
+    """Every run, newest first, and the chosen one in detail (live while it can change)."""
+    all_runs = list_runs(runs_dir())
+    if not all_runs:
+        st.info("No runs yet. Start one above.")
+        return
+    st.dataframe(
+        [{"run": r.run_id, "state": r.state, "network": r.arch_name, "data": r.dataset,
+          "epoch": f"{r.epoch:.1f}/{r.epochs}",
+          "best val acc": f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "",
+          "message": r.message} for r in all_runs], hide_index=True)
+    ids = [r.run_id for r in all_runs]
+    if st.session_state.get(SELECTED_RUN_KEY) not in ids:
+        st.session_state[SELECTED_RUN_KEY] = ids[0]
+    run_id = st.selectbox("Run", ids, key=SELECTED_RUN_KEY)
+    selected = all_runs[ids.index(run_id)]
+    if selected.active:
+        _live(run_id)
+    else:
+        _render(run_id, selected)
+
+
+# A live fragment only while the run can change: it re-reads the run each tick and, once the
+# run has ended, reruns the whole page (before drawing anything) so the run table catches up
+# and the finished run's buttons are only ever drawn outside the fragment: a click on a
+# button the fragment drew just before the page rerun would be lost.
+@st.fragment(run_every=REFRESH_S)
+def _live(run_id: str) -> None:
+    info = get_run(run_id, runs_dir())
+    if info is None or not info.active:
+        st.rerun(scope="app")
+    _render(run_id, info)
+
+
+def _render(run_id: str, info: RunInfo | None) -> None:
+    if info is None:
+        st.info("This run was removed.")
+        return
+    st.markdown(f"**{ICONS.get(info.state, '')} {info.state}** — {info.message}")
+    if info.state == "running":
+        speed = f" · {info.images_per_s:,.0f} images/s" if info.images_per_s else ""
+        st.progress(info.progress, text=f"epoch {info.epoch:.2f} of {info.epochs} · "
+                    f"ETA {duration(info.eta_s)}{speed}")
+    metrics = read_metrics(run_id, runs_dir())
+    if metrics.steps or metrics.epochs:
+        figures = training_figures(metrics.steps, metrics.epochs)
+        left, right = st.columns(2)
+        for i, (name, fig) in enumerate(figures.items()):
+            (left if i % 2 == 0 else right).plotly_chart(fig, key=f"train_chart_{name}")
+    with st.expander("Log", expanded=info.state in ("failed", "diverged", "interrupted")):
+        st.code(log_tail(run_id, runs_dir()) or "(empty)", language=None)
+    b1, b2, b3 = st.columns(3)
+    if info.active and b1.button("Cancel run", key="train_cancel"):
+        flash("info", cancel_run(run_id, runs_dir()))
+    if info.can_resume and b2.button("Resume run", key="train_resume"):
+        try:
+            resume_run(run_id, runs_dir())
+        except UserError as exc:
+            st.error(str(exc))
+        else:
+            flash("success", f"Run {run_id} queued to resume.")
+    model = info.best_model or info.last_model
+    if model and not info.active:
+        st.caption(f"Model in the store: **{model}**")
+        if b3.button("Try it on the Inference page", key="train_try"):
+            st.session_state[MODEL_PICK_KEY] = model
+            nav.go(nav.INFERENCE)

@@ -1,0 +1,177 @@
+"""The Train page's glue: the network to train, the data section, the recipe form generated from
+TrainConfig's fields, live validation, and starting a run.
+
+The recipe widgets are keyed "hp_<field>" and made by ui.fields from the field's Spec, so the
+bounds the boxes allow are the bounds TrainConfig.validate() checks. Nothing is adjusted
+behind the person's back: a combination the validator refuses is shown with its problems
+and the Start button stays disabled. There is no st.form, so Enter in a box only commits
+the value; only the Start button starts a run. Values are kept in session state while the
+person visits other pages (widget state is dropped with the page otherwise).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import streamlit as st
+
+from resnet_explorer.arch import PRESETS, ArchConfig
+from resnet_explorer.common import UserError, data_dir, runs_dir, weights_dir
+from resnet_explorer.common.devices import device_kind, gpu_count
+from resnet_explorer.datasets import (FOLDER_ROOTS_ENV, SOURCES, DatasetSummary, describe_dataset,
+                                      extract_upload)
+from resnet_explorer.runs import start_run
+from resnet_explorer.training import QUICK, TrainConfig
+from ui import fields as gen
+from ui.flash import flash
+from ui.state import SELECTED_RUN_KEY, current_arch
+
+FROM_PAGE = "the Architecture page"
+NETWORK_KEY = "train_arch"
+FOLDER_KEY = "train_folder"
+ZIP_KEY = "train_zip"
+ZIP_REPORTS_KEY = "train_zip_reports"
+NPROC_KEY = "hp_nproc"
+START_KEY = "train_start"
+TOKEN_KEY = "train_token"
+SAVED_KEY = "train_recipe"  # the recipe's values, kept across page visits
+
+# The recipe as rows of four; MORE sits in an expander.
+ROWS = (
+    ("image_size", "epochs", "batch_size", "lr"),
+    ("optimizer", "momentum", "nesterov", "weight_decay"),
+    ("schedule", "warmup_epochs", "label_smoothing", "augment"),
+    ("device", "precision", "channels_last", "seed"),
+    ("time_budget_s", "train_limit", "validate_every_epoch"),
+)
+MORE = ("step_every", "step_gamma", "val_fraction", "val_limit")
+RECIPE = tuple(name for row in ROWS for name in row) + MORE
+
+
+def key(field: str) -> str:
+    return f"hp_{field}"
+
+
+def _field(name: str, where: Any = st, **options: Any) -> Any:
+    saved = st.session_state.get(SAVED_KEY, {})
+    default = saved.get(name, getattr(QUICK, name))
+    return gen.widget(TrainConfig, name, key(name), default=default, where=where, **options)
+
+
+# ----- network -------------------------------------------------------------------------------
+def network() -> ArchConfig:
+    page_arch = current_arch()
+    choice = st.selectbox("Network", [FROM_PAGE, *PRESETS], key=NETWORK_KEY,
+                          format_func=lambda k: f"{page_arch.short_name()} (from {k})"
+                          if k == FROM_PAGE else f"preset {k}")
+    return page_arch if choice == FROM_PAGE else PRESETS[choice]
+
+
+# ----- data ----------------------------------------------------------------------------------
+@st.cache_data(max_entries=16, show_spinner="Reading the dataset…")
+def _summary(source: str, channels: int, data_path: str, root: str) -> DatasetSummary:
+    return describe_dataset(source, channels=channels, data_path=data_path, root=root)
+
+
+def data_source() -> tuple[str, str]:
+    """The dataset widget and, for a folder or a zip, where the images are: (dataset, data_path)."""
+    source = _field("dataset")
+    root = data_dir()
+    if source == "folder":
+        path = st.text_input(
+            "Folder on the server (one sub-folder per class)", key=FOLDER_KEY,
+            help=f"A path relative to {root}, or inside a folder listed in "
+                 f"${FOLDER_ROOTS_ENV} when the dashboard was started.")
+        return source, path.strip()
+    if source == "upload":
+        return source, _zip_upload(root)
+    return source, ""
+
+
+def _zip_upload(root: Any) -> str:
+    upload = st.file_uploader("Zip of class folders (cat/1.jpg, dog/2.png, … or train/ and val/)",
+                              type=["zip"], key=ZIP_KEY)
+    if upload is None:
+        return ""
+    # Report or refusal per upload: a rerun (any click) neither extracts nor refuses again.
+    reports = st.session_state.setdefault(ZIP_REPORTS_KEY, {})
+    if upload.file_id not in reports:
+        with st.spinner("Checking and extracting the zip…"):
+            extract_upload(reports, upload.file_id, upload.getvalue(), upload.name, root=root)
+    report = reports[upload.file_id]
+    if isinstance(report, str):
+        st.error(report)
+        return ""
+    lines = report.lines()
+    st.success(lines[0])
+    if len(lines) > 1:
+        st.caption(" · ".join(lines[1:]))
+    return report.name
+
+
+def preview(source: str, data_path: str, channels: int) -> None:
+    """Classes, counts and a few samples of the chosen data (nothing to show without a path)."""
+    if SOURCES[source].needs_path and not data_path:
+        return
+    try:
+        summary = _summary(source, channels, data_path, str(data_dir()))
+    except UserError as exc:
+        st.warning(str(exc))
+        return
+    if not summary.available:
+        st.warning(summary.message)
+        return
+    total_train, total_val = sum(summary.train_counts), sum(summary.val_counts)
+    st.markdown(f"**{len(summary.class_names)} classes** · {total_train:,} training and "
+                f"{total_val:,} validation images")
+    if summary.message:
+        st.caption(summary.message)
+    with st.expander("Classes and counts"):
+        st.dataframe({"class": summary.class_names, "train": summary.train_counts,
+                      "validation": summary.val_counts}, hide_index=True)
+    if summary.samples:
+        st.image([img for img, _ in summary.samples], caption=[c for _, c in summary.samples],
+                 width=64)
+
+
+# ----- recipe --------------------------------------------------------------------------------
+def recipe(dataset: str, data_path: str) -> tuple[TrainConfig, list[str], int]:
+    """The recipe widgets; the config they describe, the validator's problems, and processes."""
+    values: dict[str, Any] = {}
+    for row in ROWS:
+        for col, name in zip(st.columns(4), row):
+            values[name] = _field(name, where=col)
+    with st.expander("More: step schedule, validation split, limits"):
+        cols = st.columns(4)
+        for col, name in zip(cols, MORE):
+            values[name] = _field(name, where=col)
+    gpus = gpu_count()
+    nproc = 1
+    if gpus > 1:
+        nproc = int(st.number_input("Processes (GPUs)", 1, gpus, 1, key=NPROC_KEY,
+                                    help="several GPUs: torchrun with DistributedDataParallel"))
+    st.session_state[SAVED_KEY] = {**values, "dataset": dataset}
+    cfg = replace(QUICK, dataset=dataset, data_path=data_path, **values)
+    problems = cfg.validate()
+    try:
+        device_kind(cfg.device)  # a device this machine does not have
+    except UserError as exc:
+        problems += exc.problems
+    return cfg, problems, nproc
+
+
+def start(arch: ArchConfig, cfg: TrainConfig, nproc: int) -> None:
+    """Queue the run (the page reruns showing it) or say why it cannot start."""
+    # One token per browser session: a double click within seconds reuses the first run.
+    token = st.session_state.setdefault(TOKEN_KEY, uuid.uuid4().hex)
+    try:
+        run_id = start_run(arch, cfg, device=device_kind(cfg.device), runs_dir=runs_dir(),
+                           weights_dir=weights_dir(), data_dir=data_dir(), nproc=nproc,
+                           dedupe_key=f"{token}:{arch.to_json()}:{cfg.to_json()}")
+    except UserError as exc:
+        st.error(f"Cannot start: {exc}")
+        return
+    st.session_state[SELECTED_RUN_KEY] = run_id
+    flash("success", f"Started run {run_id}.")
