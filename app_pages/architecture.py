@@ -7,8 +7,6 @@ from ui import arch_form as form
 from ui.flash import show as show_message
 from ui.state import current_arch, set_arch
 
-CHANNELS = {3: "3 (RGB)", 1: "1 (grayscale)"}
-
 st.title("Architecture")
 form.init(current_arch())
 
@@ -24,7 +22,7 @@ with controls:
     with stem_tab:
         form.widget("stem")
         form.widget("stem_width")
-        form.widget("in_channels", kind="radio", horizontal=True, format_func=CHANNELS.get)
+        form.widget("in_channels", kind="radio", horizontal=True)
         form.widget("num_classes")
     with stage_tab:
         n = form.stages_widget()

@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from resnet_explorer.datasets import ZipLimits
+from resnet_explorer.datasets import MAX_IMAGE_BYTES
 from resnet_explorer.inference import MAX_FILES, results_csv
 from ui import inference_view as view
 from ui import nav
-
-MAX_IMAGE_MB = ZipLimits().max_file_bytes // 2**20  # the largest image file decode accepts
 
 st.title("Inference")
 predictor, model_key = view.pick_model()
@@ -15,7 +13,7 @@ predictor, model_key = view.pick_model()
 left, right = st.columns([3, 1])
 files = left.file_uploader(
     f"Images (JPEG, PNG, WebP, GIF, BMP, TIFF; up to {MAX_FILES} at once)",
-    accept_multiple_files=True, key="inf_files", max_upload_size=MAX_IMAGE_MB)
+    accept_multiple_files=True, key="inf_files", max_upload_size=MAX_IMAGE_BYTES // 2**20)
 k = right.slider("Top-k classes", 1, 10, 5, key="inf_k")
 show_cam = right.toggle("Grad-CAM overlay", key="inf_cam",
                         help="Where the last stage found evidence for the top class.")

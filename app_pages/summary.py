@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.analysis import (Analysis, changed_blocks, changes_frame, compare_layers,
-                                      mib, other_flops_text, stage_frame)
+from resnet_explorer.analysis import (MAX_BATCH, MAX_INPUT_SIDE, MIN_INPUT_SIDE, Analysis,
+                                      changed_blocks, changes_frame, compare_layers, mib,
+                                      other_flops_text, stage_frame)
 from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
 from resnet_explorer.common import UserError
 from ui import summary_view as view
@@ -18,9 +19,11 @@ cfg = current_arch()
 st.caption(f"Architecture: **{cfg.short_name()}** — change it on the Architecture page.")
 
 c_h, c_w, c_batch, c_cmp = st.columns(4)
-height = int(c_h.number_input("Input height", 32, 512, 224, step=16, key="summary_height"))
-width = int(c_w.number_input("Input width", 32, 512, 224, step=16, key="summary_width"))
-batch = int(c_batch.number_input("Batch (for memory)", 1, 1024, 1, key="summary_batch"))
+height = int(c_h.number_input("Input height", MIN_INPUT_SIDE, MAX_INPUT_SIDE, 224, step=16,
+                              key="summary_height"))
+width = int(c_w.number_input("Input width", MIN_INPUT_SIDE, MAX_INPUT_SIDE, 224, step=16,
+                             key="summary_width"))
+batch = int(c_batch.number_input("Batch (for memory)", 1, MAX_BATCH, 1, key="summary_batch"))
 other_cfg = view.comparison(c_cmp)
 
 try:

@@ -28,7 +28,7 @@ def test_defaults_are_resnet34():
     ({"activation": "tanh"}, ["activation must be one of relu, leaky_relu"]),
     ({"shortcut": "A", "widths": (64, 32, 256, 512)},
      ["stage 2", "shortcut A", "cannot reduce channels 64 → 32"]),
-    ({"in_channels": 4}, ["in_channels must be one of 1, 3 (got 4)"]),
+    ({"in_channels": 4}, ["in_channels must be one of 3, 1 (got 4)"]),
 ])
 def test_validate_names_field_and_range(changes, expected):
     cfg = ArchConfig(**changes)

@@ -69,7 +69,7 @@ REJECTIONS = {
     "over-pixel-cap": (lambda: png_header_only(7000, 7000), "big.png", "49.0 megapixels; the"),
     "over-side": (lambda: encode(Image.new("L", (9000, 1)), "PNG"), "wide.png", "9000x1 pixels"),
     "over-bytes": (
-        lambda: b"\xff\xd8\xff" + bytes(imaging.MAX_BYTES), "huge.jpg", "too large (25.0 MB; limit"
+        lambda: b"\xff\xd8\xff" + bytes(imaging.MAX_IMAGE_BYTES), "huge.jpg", "too large (25.0 MB; limit"
     ),
 }
 

@@ -12,7 +12,7 @@ from safetensors.torch import save as save_safetensors
 from resnet_explorer.arch import ArchConfig, build_model
 from resnet_explorer.common import ModelError
 from resnet_explorer.inference import Predictor
-from resnet_explorer.models import import_model, store
+from resnet_explorer.models import ModelCard, import_model, store
 from tests.inference_helpers import TINY, sidecar_for
 
 
@@ -76,6 +76,32 @@ def test_delete_removes_the_model(folder):
     assert list(folder.iterdir()) == [] and store.list_models(folder) == []
     with pytest.raises(ModelError, match="no model named"):
         store.delete_model("gone", folder)
+
+
+def test_a_file_system_that_refuses_is_a_message_not_a_traceback(folder, monkeypatch):
+    save_tiny(folder, "kept")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(folder), "unlink", refuse)
+    monkeypatch.setattr(type(folder), "hardlink_to", refuse)
+    monkeypatch.setattr(type(folder), "replace", refuse)
+    with pytest.raises(ModelError, match="'kept' could not be deleted: Permission denied"):
+        store.delete_model("kept", folder)
+    with pytest.raises(ModelError, match="'kept' could not be renamed: Permission denied"):
+        store.rename_model("kept", "moved", folder)
+
+
+@pytest.mark.parametrize("recorded, shown", [
+    (0.9831, 0.9831), (1, 1.0), (10**400, None), (float("nan"), None), (1.5, None),
+    (-0.1, None), (True, None), ("98%", None), (None, None),
+])
+def test_a_card_reports_only_an_accuracy_that_is_a_fraction(recorded, shown):
+    # Sidecars can be uploaded: whatever they hold must not break formatting on a page.
+    card = ModelCard.from_sidecar(sidecar_for(name="m", metrics={"best_val_acc": recorded}))
+    assert card.accuracy == shown
+    assert ("val acc" in card.summary()) == (shown is not None)
 
 
 def test_predictor_from_store_uses_the_sidecar(folder):

@@ -28,10 +28,8 @@ CARD_KEY = "models_card"
 
 
 def _accuracy(m: ModelInfo) -> str:
-    if m.card is None:
-        return ""
-    acc = m.card.metrics.get("best_val_acc", m.card.metrics.get("val_acc"))
-    return f"{acc:.1%}" if isinstance(acc, (int, float)) else ""
+    acc = m.card.accuracy if m.card is not None else None
+    return "" if acc is None else f"{acc:.1%}"
 
 
 def store_table(models: list[ModelInfo]) -> None:

@@ -47,17 +47,21 @@ ROWS = (
     ("time_budget_s", "train_limit", "validate_every_epoch"),
 )
 MORE = ("step_every", "step_gamma", "val_fraction", "val_limit")
-RECIPE = tuple(name for row in ROWS for name in row) + MORE
 
 
 def key(field: str) -> str:
     return f"hp_{field}"
 
 
-def _field(name: str, where: Any = st, **options: Any) -> Any:
+def _current(name: str) -> Any:
+    """A recipe value: its box's, else what was kept from an earlier visit, else the recipe's."""
     saved = st.session_state.get(SAVED_KEY, {})
-    default = saved.get(name, getattr(QUICK, name))
-    return gen.widget(TrainConfig, name, key(name), default=default, where=where, **options)
+    return st.session_state.get(key(name), saved.get(name, getattr(QUICK, name)))
+
+
+def _field(name: str, where: Any = st, **options: Any) -> Any:
+    return gen.widget(TrainConfig, name, key(name), default=_current(name), where=where,
+                      **options)
 
 
 # ----- network -------------------------------------------------------------------------------
@@ -71,8 +75,10 @@ def network() -> ArchConfig:
 
 # ----- data ----------------------------------------------------------------------------------
 @st.cache_data(max_entries=16, show_spinner="Reading the dataset…")
-def _summary(source: str, channels: int, data_path: str, root: str) -> DatasetSummary:
-    return describe_dataset(source, channels=channels, data_path=data_path, root=root)
+def _summary(source: str, channels: int, data_path: str, val_fraction: float,
+             root: str) -> DatasetSummary:
+    return describe_dataset(source, channels=channels, data_path=data_path,
+                            val_fraction=val_fraction, root=root)
 
 
 def data_source() -> tuple[str, str]:
@@ -116,7 +122,8 @@ def preview(source: str, data_path: str, channels: int) -> None:
     if SOURCES[source].needs_path and not data_path:
         return
     try:
-        summary = _summary(source, channels, data_path, str(data_dir()))
+        # The split the run will use (its box sits further down, in the recipe).
+        summary = _summary(source, channels, data_path, _current("val_fraction"), str(data_dir()))
     except UserError as exc:
         st.warning(str(exc))
         return

@@ -8,11 +8,12 @@ Imports `arch` and `common` only.
 
 from .report import (LayerChange, changed_blocks, changes_frame, compare_layers, layer_frame, mib,
                      other_flops_text, shape_text, si, stage_frame, text_report, totals)
-from .summary import (Analysis, BlockSummary, StageSummary, analyze, parse_input_size,
-                      torchinfo_text)
+from .summary import (MAX_BATCH, MAX_INPUT_SIDE, MIN_INPUT_SIDE, Analysis, BlockSummary,
+                      StageSummary, analyze, parse_input_size, torchinfo_text)
 from .walk import LayerRow
 
 __all__ = [
+    "MAX_BATCH", "MAX_INPUT_SIDE", "MIN_INPUT_SIDE",
     "Analysis", "BlockSummary", "StageSummary", "LayerRow", "analyze",
     "parse_input_size", "torchinfo_text",
     "LayerChange", "changed_blocks", "changes_frame", "compare_layers", "layer_frame", "mib",

@@ -33,7 +33,9 @@ from ..common.errors import InputSizeError
 from ..arch.options import SHORTCUTS
 from .walk import LayerRow, Walker, WalkError, shortcut_text
 
-MIN_INPUT_SIDE, MAX_INPUT_SIDE = 8, 2048  # pixels; the page offers 32–512
+# What analyze() accepts; the Summary page's boxes offer exactly this. Shape arithmetic costs
+# the same at any size, so the bounds only keep a typo from asking for nonsense.
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 8, 2048  # pixels
 MAX_BATCH = 4096
 OP_CLASSES = ("norm", "activation", "residual add", "pooling", "SE", "bias")
 

@@ -52,7 +52,7 @@ class ArchConfig(ConfigBase):
     zero_init_last: bool = setting(False, "Zero-init the last norm of each block")
     head_hidden: int = setting(0, "Head hidden channels (0 = pool + fc; k = pool + 1×1 conv to "
                                   "k + fc)", 0, 16384)
-    in_channels: int = setting(3, "Input channels", choices=(1, 3))
+    in_channels: int = setting(3, "Input channels", choices={3: "3 (RGB)", 1: "1 (grayscale)"})
     num_classes: int = setting(1000, "Classes", 1, MAX_CLASSES)
 
     # ----- derived figures -------------------------------------------------------------

@@ -46,8 +46,9 @@ class Spec:
     item: str = ""
 
     def choice_label(self, value: Any) -> str:
+        """An option table entry's `.label`, a plain mapping's text, else the value itself."""
         entry = self.choices.get(value) if isinstance(self.choices, Mapping) else None
-        return str(getattr(entry, "label", value))
+        return entry if isinstance(entry, str) else str(getattr(entry, "label", value))
 
     def problems(self, name: str, value: Any) -> list[str]:
         """Sentences about `value` breaking this spec (empty when it fits)."""

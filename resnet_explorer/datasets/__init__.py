@@ -7,7 +7,7 @@ Imports `common` only.
 
 from .catalogue import SOURCES, Augment, SourceInfo, crop_resize_for, source_info
 from .folders import FOLDER_ROOTS_ENV, IMAGE_EXTENSIONS, resolve_folder, scan_folder
-from .imaging import decode_image, sniff_format
+from .imaging import MAX_IMAGE_BYTES, decode_image, sniff_format
 from .loading import DatasetSummary, ImageData, describe_dataset, load_dataset
 from .transforms import BatchTransform, Preprocess, fit_side, resize_center_crop
 from .uploads import UploadReport, ZipLimits, extract_upload, extract_zip, uploads_dir
@@ -15,7 +15,7 @@ from .uploads import UploadReport, ZipLimits, extract_upload, extract_zip, uploa
 __all__ = [
     "SOURCES", "Augment", "SourceInfo", "crop_resize_for", "source_info",
     "FOLDER_ROOTS_ENV", "IMAGE_EXTENSIONS", "resolve_folder", "scan_folder",
-    "decode_image", "sniff_format",
+    "MAX_IMAGE_BYTES", "decode_image", "sniff_format",
     "DatasetSummary", "ImageData", "describe_dataset", "load_dataset",
     "BatchTransform", "Preprocess", "fit_side", "resize_center_crop",
     "UploadReport", "ZipLimits", "extract_upload", "extract_zip", "uploads_dir",

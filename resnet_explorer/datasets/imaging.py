@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from ..common.errors import ImageRejected
 
-MAX_BYTES = 25 * 1024 * 1024  # larger uploads are refused before parsing
+MAX_IMAGE_BYTES = 25 * 1024 * 1024  # larger uploads are refused before parsing
 MAX_IMAGE_SIDE = 8192  # width and height cap
 MAX_PIXELS = 40_000_000  # 40 MP, below Pillow's MAX_IMAGE_PIXELS (~89 MP)
 MAX_JPEG_SCANS = 100  # start-of-scan markers; progressive encoders write about 10
@@ -167,7 +167,7 @@ def decode_image(
     *,
     mode: str = "RGB",
     name: str = "image",
-    max_bytes: int = MAX_BYTES,
+    max_bytes: int = MAX_IMAGE_BYTES,
     max_side: int = MAX_IMAGE_SIDE,
     max_pixels: int = MAX_PIXELS,
 ) -> Image.Image:

@@ -49,7 +49,7 @@ class ZipLimits:
     # Declared image bytes over the zip's size: many entries each just under the per-entry
     # checks (small, highly compressible BMPs, say) add up to a bomb too.
     max_archive_ratio: float = 20.0
-    max_file_bytes: int = imaging.MAX_BYTES
+    max_file_bytes: int = imaging.MAX_IMAGE_BYTES
 
 
 @dataclass

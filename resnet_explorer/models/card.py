@@ -101,10 +101,22 @@ class ModelCard:
         """One line for a picker: architecture, classes, input size, best metric."""
         c, s = self.preprocess.channels, self.preprocess.size
         parts = [self.arch.short_name(), f"{len(self.class_names)} classes", f"{c}×{s}×{s}"]
-        acc = self.metrics.get("best_val_acc", self.metrics.get("val_acc"))
-        if isinstance(acc, (int, float)) and math.isfinite(acc):
-            parts.append(f"val acc {acc:.1%}")
+        if self.accuracy is not None:
+            parts.append(f"val acc {self.accuracy:.1%}")
         return " · ".join(parts)
+
+    @property
+    def accuracy(self) -> float | None:
+        """The best validation accuracy the sidecar records, or None where it records none that
+        is a fraction: the sidecar may come from an upload, and this reaches formatting."""
+        acc = self.metrics.get("best_val_acc", self.metrics.get("val_acc"))
+        if isinstance(acc, bool) or not isinstance(acc, (int, float)):
+            return None
+        try:
+            acc = float(acc)
+        except OverflowError:  # an integer of hundreds of digits
+            return None
+        return acc if 0.0 <= acc <= 1.0 else None  # NaN fails both comparisons
 
 
 def _class_names(raw: Any, arch: ArchConfig | None) -> tuple[str, ...]:

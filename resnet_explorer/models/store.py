@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -199,19 +200,20 @@ def rename_model(old: str, new: str, weights_dir: Path | None = None) -> None:
         raise ModelError(f"there is no model named {old!r}")
     sidecar = read_sidecar(old, weights_dir)
     taken = ModelError(f"a model named {new!r} already exists; choose another name")
-    # A hard link claims the new name atomically (it fails if the name exists), so two
-    # sessions renaming onto the same name cannot overwrite each other's model.
-    try:
-        new_weights.hardlink_to(old_weights)
-    except FileExistsError:
-        raise taken from None
-    except OSError:  # a file system without hard links: check, then rename
-        if new_weights.exists() or new_sidecar.exists():
+    with _disk_errors(f"model {old!r} could not be renamed"):
+        # A hard link claims the new name atomically (it fails if the name exists), so two
+        # sessions renaming onto the same name cannot overwrite each other's model.
+        try:
+            new_weights.hardlink_to(old_weights)
+        except FileExistsError:
             raise taken from None
-        old_weights.replace(new_weights)
-    atomic_write_json(new_sidecar, {**sidecar, "name": new})
-    for path in (old_weights, old_sidecar):
-        path.unlink(missing_ok=True)
+        except OSError:  # a file system without hard links: check, then rename
+            if new_weights.exists() or new_sidecar.exists():
+                raise taken from None
+            old_weights.replace(new_weights)
+        atomic_write_json(new_sidecar, {**sidecar, "name": new})
+        for path in (old_weights, old_sidecar):
+            path.unlink(missing_ok=True)
 
 
 def delete_model(name: str, weights_dir: Path | None = None) -> None:
@@ -219,5 +221,15 @@ def delete_model(name: str, weights_dir: Path | None = None) -> None:
     weights, sidecar = model_files(name, weights_dir)
     if not weights.exists() and not sidecar.exists():
         raise ModelError(f"there is no model named {name!r}")
-    weights.unlink(missing_ok=True)
-    sidecar.unlink(missing_ok=True)
+    with _disk_errors(f"model {name!r} could not be deleted"):
+        weights.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+
+
+@contextmanager
+def _disk_errors(what: str) -> Iterator[None]:
+    """A file system that refuses (permissions, a full or read-only disk) is told, not raised."""
+    try:
+        yield
+    except OSError as exc:
+        raise ModelError(f"{what}: {exc.strerror or exc}") from None
