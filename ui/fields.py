@@ -18,14 +18,14 @@ from typing import Any, Literal
 
 import streamlit as st
 
-from resnet_explorer.common import Spec, spec_of
+from resnet_explorer.common import Spec, field_types, spec_of
 
 Kind = Literal["radio", "slider", "toggle"]
 
 
 def item_type(cls: type, name: str) -> Any:
     """The type of one value of field `name` (the item type for tuple fields)."""
-    hint = typing.get_type_hints(cls)[name]
+    hint = field_types(cls)[name]
     if typing.get_origin(hint) is tuple:
         return typing.get_args(hint)[0]
     return hint

@@ -7,6 +7,7 @@ import sys
 
 from ..arch.config import PRESETS, ArchConfig
 from ..common.errors import ConfigError
+from ..common.schema import MAX_CONFIG_BYTES
 from .report import text_report
 from .summary import analyze, parse_input_size, torchinfo_text
 
@@ -15,7 +16,7 @@ def _load_config(args: argparse.Namespace) -> ArchConfig:
     if args.config:
         try:
             with open(args.config, "rb") as f:
-                return ArchConfig.from_json(f.read(65_537))
+                return ArchConfig.from_json(f.read(MAX_CONFIG_BYTES + 1))
         except OSError as exc:
             raise ConfigError(f"cannot read {args.config}: {exc.strerror}") from None
     if args.preset not in PRESETS:

@@ -117,11 +117,18 @@ class Analysis:
 
 
 # ----- summaries --------------------------------------------------------------------------
+def _grouped(rows: list[LayerRow], key: str) -> dict[str, list[LayerRow]]:
+    """Rows by stage or block, in order of first appearance (one pass: runs on every toggle)."""
+    groups: dict[str, list[LayerRow]] = {}
+    for r in rows:
+        groups.setdefault(getattr(r, key), []).append(r)
+    return groups
+
+
 def _stage_summaries(rows: list[LayerRow]) -> list[StageSummary]:
     rf, jump = 1, 1
     out: list[StageSummary] = []
-    for stage in dict.fromkeys(r.stage for r in rows):
-        mine = [r for r in rows if r.stage == stage]
+    for stage, mine in _grouped(rows, "stage").items():
         for r in mine:  # the main path sets the field; shortcuts are shorter, SE's mean global
             if ".downsample" not in r.name and ".se" not in r.name:
                 rf, jump = rf + (r.kernel - 1) * jump, jump * r.stride
@@ -136,8 +143,7 @@ def _block_summaries(model: nn.Module, rows: list[LayerRow]) -> list[BlockSummar
     modules = dict(model.named_modules())
     shortcut = SHORTCUTS[model.cfg.shortcut]
     out: list[BlockSummary] = []
-    for name in dict.fromkeys(r.block for r in rows):
-        mine = [r for r in rows if r.block == name]
+    for name, mine in _grouped(rows, "block").items():
         module = modules.get(name)
         kind = type(module).__name__ if module is not None else name
         out.append(BlockSummary(

@@ -3,14 +3,14 @@
 A meta forward pass runs PyTorch's Python meta kernels and costs more than the whole
 analysis budget, so shapes are computed here from each module's own attributes (kernel,
 stride, padding, …) instead. Only the data flow between modules is assumed, and it is the
-one `blocks.py` / `model.py` implement: children run in registration order, except that a
-residual block's `downsample` branches off the block input (or off the child its class
-names in `shortcut_after`) and the sum follows `drop_path`; squeeze-excitation's children
-see the spatial mean; the classifier sees flattened features. Activation memory follows
-the same walk: which tensors autograd keeps, and which share a storage (in-place layers).
-Activations and norms are found by module class in the option tables (arch/options.py),
-whose entries carry their FLOPs and saved tensors; only layers no option chooses have
-their rules here.
+one arch/blocks.py's `ResidualBlock`, arch/layers.py's `SqueezeExcite` and arch/model.py
+implement: children run in registration order, except that a residual block's `downsample`
+branches off the block input (or off the child its class names in `shortcut_after`) and the
+sum follows `drop_path`; squeeze-excitation's children see the spatial mean; the classifier
+sees flattened features. Activation memory follows the same walk: which tensors autograd
+keeps, and which share a storage (in-place layers). Activations are found by module class
+in the option table (arch/options.py), the norm is the configured entry; those entries
+carry their FLOPs and saved tensors, and only layers no option chooses have rules here.
 tests/test_analysis.py holds all of it against real forward passes, torchinfo,
 FlopCounterMode and autograd's saved tensors, for the presets and random configs.
 """
@@ -197,8 +197,11 @@ class Walker:
         self._stages = [n for n, _ in model.named_children() if n.startswith("layer")]
         self._after_stages = False
         # Looked up for every walk, so an entry added at run time is analysed like the rest.
+        # Activations by class: SE's own ReLU is not the configured activation. Every norm is
+        # the configured one (Layers.norm), which matters where two entries share a class
+        # (group and layer norm are both nn.GroupNorm).
         self._activations = {e.module: e for e in ACTIVATIONS.values()}
-        self._norms = {e.module: e for e in NORMS.values() if e.module is not None}
+        self._norm = NORMS[model.cfg.norm]
         self._shortcut = SHORTCUTS[model.cfg.shortcut]
 
     def run(self, batch: int, input_size: Shape) -> Shape:
@@ -273,7 +276,9 @@ class Walker:
         return self._record(name, m, x, own)
 
     def _leaf(self, name: str, m: nn.Module, x: _Tensor) -> _Tensor:
-        activation, norm = self._activations.get(type(m)), self._norms.get(type(m))
+        activation = self._activations.get(type(m))
+        norm = self._norm if self._norm.module is not None and type(m) is self._norm.module \
+            else None
         if activation is not None:
             effect = _activation_effect(activation, m, x.shape)
         elif norm is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..common.errors import ConfigError
-from ..common.schema import ConfigBase, check_settings, setting
+from ..common.schema import ConfigBase, check_settings, field_types, setting
 from .options import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS
 
 
@@ -32,15 +32,17 @@ class ArchConfig(ConfigBase):
     stem_width: int = setting(64, "Stem width (channels out of the stem)", 1, MAX_WIDTH,
                               help="the deep stem uses half of it inside")
     blocks: tuple[int, ...] = setting((3, 4, 6, 3), "Blocks", 1, MAX_BLOCKS_PER_STAGE,
-                                      item="blocks")
+                                      item="blocks", each="stage")
     widths: tuple[int, ...] = setting((64, 128, 256, 512), "Width", 1, MAX_WIDTH, item="width",
+                                      each="stage",
                                       help="channels per stage before block expansion")
     width_multiplier: float = setting(1.0, "Width multiplier (applied to every stage width)",
                                       0.0625, 4.0, step=0.25)
     block: str = setting("basic", "Block", choices=BLOCKS)
     shortcut: str = setting("B", "Shortcut", choices=SHORTCUTS)
     depthwise: tuple[bool, ...] = setting((False, False, False, False),
-                                          "Depthwise-separable 3×3", item="depthwise")
+                                          "Depthwise-separable 3×3", item="depthwise",
+                                          each="stage")
     activation: str = setting("relu", "Activation", choices=ACTIVATIONS)
     leaky_slope: float = setting(0.01, "Negative slope (leaky ReLU; initial PReLU slope)",
                                  0.0, 1.0, step=0.01)
@@ -114,7 +116,7 @@ class ArchConfig(ConfigBase):
             raise ConfigError(f"unknown URL parameter(s): {', '.join(unknown)}")
         data: dict[str, Any] = {}
         for name, raw in params.items():
-            data[name] = _parse_query_value(known[name].type, str(raw), name)
+            data[name] = _parse_query_value(str(raw), name)
         return cls.from_dict(data)
 
     # ----- comparison ------------------------------------------------------------------
@@ -217,8 +219,8 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
-def _parse_query_value(hint: Any, raw: str, name: str) -> Any:
-    hint = typing.get_type_hints(ArchConfig)[name]
+def _parse_query_value(raw: str, name: str) -> Any:
+    hint = field_types(ArchConfig)[name]
     if len(raw) > 512:
         raise ConfigError(f"URL parameter {name} is too long")
 

@@ -10,14 +10,14 @@ from .errors import (ConfigError, DataError, ImageRejected, ImportRefused, Input
 from .fileio import (TMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json,
                      atomic_write_text)
 from .paths import HOME_ENV, REPO_ROOT, data_dir, home_dir, runs_dir, weights_dir
-from .schema import (ConfigBase, Spec, check_settings, dataclass_from_dict, parse_json_object,
-                     setting, spec_of)
+from .schema import (MAX_CONFIG_BYTES, ConfigBase, Spec, check_settings, field_types,
+                     parse_json_object, setting, spec_of)
 
 __all__ = [
     "ConfigError", "DataError", "ImageRejected", "ImportRefused", "InputSizeError", "ModelError",
     "PretrainedUnavailable", "RunError", "UserError", "WeightsMismatch",
     "TMP_SUFFIX", "append_line", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
     "HOME_ENV", "REPO_ROOT", "data_dir", "home_dir", "runs_dir", "weights_dir",
-    "ConfigBase", "Spec", "check_settings", "dataclass_from_dict", "parse_json_object", "setting",
-    "spec_of",
+    "MAX_CONFIG_BYTES", "ConfigBase", "Spec", "check_settings", "field_types",
+    "parse_json_object", "setting", "spec_of",
 ]
