@@ -30,7 +30,7 @@ from torchvision.models import ResNet34_Weights
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from resnet_explorer.arch import BASELINE, build_model
-from resnet_explorer.common.devices import resolve_device  # noqa: E402
+from resnet_explorer.common.devices import resolve_device
 from resnet_explorer.inference import Predictor
 from resnet_explorer.models import ModelCard, imagenet_sidecar
 

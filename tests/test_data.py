@@ -21,9 +21,9 @@ from PIL import Image
 from resnet_explorer.common import DataError
 from resnet_explorer.datasets import (Augment, BatchTransform, Preprocess, ZipLimits,
                                       describe_dataset, extract_zip, load_dataset)
-from resnet_explorer.datasets import folders as data_files
+from resnet_explorer.datasets import folders
 from resnet_explorer.datasets import loading as data
-from resnet_explorer.datasets import uploads as data_zip
+from resnet_explorer.datasets import uploads
 
 
 # ----- digits ----------------------------------------------------------------------------------
@@ -212,11 +212,11 @@ def test_more_dataset_roots_can_be_allowed_and_huge_trees_are_not_walked(tmp_pat
     elsewhere = _pets(tmp_path / "elsewhere")
     root = tmp_path / "data"
     root.mkdir()
-    monkeypatch.setenv(data_files.FOLDER_ROOTS_ENV, str(tmp_path / "nowhere") + os.pathsep
+    monkeypatch.setenv(folders.FOLDER_ROOTS_ENV, str(tmp_path / "nowhere") + os.pathsep
                        + str(elsewhere))
     ds = load_dataset("folder", channels=3, image_size=8, data_path=str(elsewhere), root=root)
     assert ds.class_names == ["cats", "dogs"]
-    monkeypatch.setattr(data_files, "MAX_SCANNED_ENTRIES", 7)  # 10 images in all
+    monkeypatch.setattr(folders, "MAX_SCANNED_ENTRIES", 7)  # 10 images in all
     with pytest.raises(DataError, match="more than 7 files and folders"):
         load_dataset("folder", channels=3, image_size=8, data_path=str(elsewhere), root=root)
 
@@ -344,11 +344,11 @@ def test_zip_bombs_of_small_entries_are_refused(tmp_path):
 def test_the_page_extracts_an_upload_once_and_remembers_a_refusal(tmp_path, monkeypatch):
     cache: dict = {}
     bad = b"PK\x03\x04 garbage"
-    first = data_zip.extract_upload(cache, "id-1", bad, "bad.zip", root=tmp_path)
+    first = uploads.extract_upload(cache, "id-1", bad, "bad.zip", root=tmp_path)
     assert isinstance(first, str) and "not a readable zip" in first
     calls = []
-    monkeypatch.setattr(data_zip, "extract_zip", lambda *a, **k: calls.append(a) or 1 / 0)
-    assert data_zip.extract_upload(cache, "id-1", bad, "bad.zip", root=tmp_path) == first
+    monkeypatch.setattr(uploads, "extract_zip", lambda *a, **k: calls.append(a) or 1 / 0)
+    assert uploads.extract_upload(cache, "id-1", bad, "bad.zip", root=tmp_path) == first
     assert not calls  # a rerun does not extract a refused upload again
-    broken = data_zip.extract_upload(cache, "id-2", bad, "x.zip", root=tmp_path)
+    broken = uploads.extract_upload(cache, "id-2", bad, "x.zip", root=tmp_path)
     assert broken == "could not extract x.zip: ZeroDivisionError: division by zero" and calls

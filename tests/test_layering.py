@@ -1,4 +1,4 @@
-"""Layering (DESIGN.md, "Layout"): import-linter's contracts hold, a broken one fails, every
+"""Layering (README, "Layout"): import-linter's contracts hold, a broken one fails, every
 module imports on its own, runs/ stays torch-free and training runs without the dashboard's
 packages.
 

@@ -1,4 +1,4 @@
-"""The model store as the Inference page uses it: list, load, rename, delete, import."""
+"""The model store as the Models and Inference pages use it: list, load, rename, delete, import."""
 
 from __future__ import annotations
 

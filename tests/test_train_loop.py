@@ -18,7 +18,7 @@ from resnet_explorer.models import store
 from resnet_explorer.runs import RunPaths, read_jsonl, read_status
 from resnet_explorer.runs.layout import try_lock
 from resnet_explorer.training import RunRecorder, Trainer, run_training
-from resnet_explorer.training import loop as train_loop
+from resnet_explorer.training import loop
 from resnet_explorer.training.loop import evaluate_split
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
 
@@ -189,7 +189,7 @@ def test_resuming_a_run_that_died_after_its_final_checkpoint_just_saves_the_last
     assert side["metrics"]["val_acc"] == status["final"]["val_acc"]
     # A checkpoint written before it carried the last epoch's record: taken from metrics.jsonl.
     payload = paths.checkpoint.read_bytes()
-    tensors, meta = load_safetensors(payload), train_loop._metadata(payload)
+    tensors, meta = load_safetensors(payload), loop._metadata(payload)
     progress = json.loads(meta["progress"])
     del progress["last_epoch"]
     paths.checkpoint.write_bytes(save_safetensors(tensors, {**meta, "progress": json.dumps(progress)}))
@@ -199,7 +199,7 @@ def test_resuming_a_run_that_died_after_its_final_checkpoint_just_saves_the_last
 
 
 def test_resuming_without_a_checkpoint_logs_every_step_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_loop, "LOG_INTERVAL_S", 0.0)  # a record per step
+    monkeypatch.setattr(loop, "LOG_INTERVAL_S", 0.0)  # a record per step
     cfg = replace(TINY_TRAIN, epochs=1, batch_size=16)
     checks = iter(range(1, 10_000))
     monkeypatch.setattr(RunRecorder, "should_stop", lambda self: "cancel" if next(checks) == 20 else None)

@@ -1,6 +1,6 @@
 """Which datasets exist and how each is treated: labels, kind, augmentation policy.
 
-Plain data, no torch: TrainConfig's allowed datasets and the Train page's picker read this
+Plain data (this module imports no torch): TrainConfig's allowed datasets and the Train page's picker read this
 table, and the loaders (loading.py) follow each entry's kind.
 """
 

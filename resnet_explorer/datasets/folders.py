@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 
 from ..common.errors import DataError, ImageRejected
+from ..common.paths import data_dir
 from . import imaging, transforms
 
-__all__ = ["IMAGE_EXTENSIONS", "Files", "resolve_folder", "scan_folder", "decode_files",
-           "decode_one", "eval_view_array", "stratified_split"]
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "uploads_dir", "Files", "resolve_folder",
+           "scan_folder", "decode_files", "decode_one", "eval_view_array", "stratified_split"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -31,7 +32,13 @@ Files = list[tuple[Path, int]]
 # dashboard open to others must not list or walk the whole server (think "/" or "/proc").
 FOLDER_ROOTS_ENV = "RESNET_EXPLORER_FOLDER_ROOTS"
 MAX_SCANNED_ENTRIES = 1_000_000  # files and folders looked at in one dataset folder
-_SPLIT_DIRS = (("train",), ("val", "valid", "validation", "test"))
+# Folder names that mark a split, and the split each marks (first listed wins in a folder).
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "val"}
+
+
+def uploads_dir(root: Path | None = None) -> Path:
+    """Where extracted zip uploads live: data/uploads/<name>."""
+    return (Path(root) if root is not None else data_dir()) / "uploads"
 
 
 def resolve_folder(source: str, root: Path, data_path: str) -> Path:
@@ -41,7 +48,7 @@ def resolve_folder(source: str, root: Path, data_path: str) -> Path:
         # An upload is named by the store, never a path typed by someone.
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", data_path):
             raise DataError(f"unknown upload {data_path!r}")
-        folder = root / "uploads" / data_path
+        folder = uploads_dir(root) / data_path
     else:
         folder = _allowed_folder(root, data_path)
     if not folder.is_dir():
@@ -67,8 +74,7 @@ def _allowed_folder(root: Path, data_path: str) -> Path:
 def scan_folder(folder: Path) -> tuple[list[str], Files, Files | None, list[str]]:
     """ImageFolder layout: class/file, or train/class/file + val/class/file."""
     subdirs = {p.name.lower(): p for p in _visible_dirs(folder)}
-    train_dir = next((subdirs[n] for n in _SPLIT_DIRS[0] if n in subdirs), None)
-    val_dir = next((subdirs[n] for n in _SPLIT_DIRS[1] if n in subdirs), None)
+    train_dir, val_dir = _split_dir(subdirs, "train"), _split_dir(subdirs, "val")
     notes: list[str] = []
     if train_dir is not None and val_dir is not None:
         classes = sorted({d.name for d in _visible_dirs(train_dir)} | {d.name for d in _visible_dirs(val_dir)})
@@ -90,6 +96,10 @@ def scan_folder(folder: Path) -> tuple[list[str], Files, Files | None, list[str]
         raise DataError(f"{folder} needs at least two sub-folders of images (one per class); "
                         f"found {len(classes)}")
     return classes, train, val, notes
+
+
+def _split_dir(subdirs: dict[str, Path], split: str) -> Path | None:
+    return next((subdirs[n] for n, s in SPLIT_NAMES.items() if s == split and n in subdirs), None)
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

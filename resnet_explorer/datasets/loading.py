@@ -200,7 +200,7 @@ def _torchvision(source: str, root: Path, download: bool, **kwargs: object) -> o
     route); we try the local copy first, bound the download with a socket
     timeout, and turn any failure into one sentence that says what to do.
     """
-    import torchvision.datasets as tvd  # late: torchvision costs a second to import
+    import torchvision.datasets as tvd  # late: only the downloadable sources need it
 
     cls = getattr(tvd, _TV_NAMES[source])
     label = SOURCES[source].label.split(" (")[0]
@@ -274,18 +274,21 @@ def _list_files(source: str, root: Path, data_path: str, download: bool, val_fra
 
 
 # ----- helpers ----------------------------------------------------------------------------
+def _subset(count: int, limit: int) -> np.ndarray | None:
+    """Sorted indices of at most `limit` of `count` items, the same for every run; None: all."""
+    if not limit or limit >= count:
+        return None
+    return np.sort(np.random.default_rng(SPLIT_SEED).permutation(count)[:limit])
+
+
 def _limit(x: np.ndarray, y: np.ndarray, limit: int) -> Arrays:
-    if not limit or limit >= len(y):
-        return x, y
-    idx = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(y))[:limit])
-    return x[idx], y[idx]
+    idx = _subset(len(y), limit)
+    return (x, y) if idx is None else (x[idx], y[idx])
 
 
 def _limit_list(files: Files, limit: int) -> Files:
-    if not limit or limit >= len(files):
-        return files
-    idx = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(files))[:limit])
-    return [files[i] for i in idx]
+    idx = _subset(len(files), limit)
+    return files if idx is None else [files[i] for i in idx]
 
 
 def _check_size(count: int, channels: int, side: int) -> None:

@@ -60,6 +60,13 @@ class Preprocess:
             "normalization": {"mean": list(self.mean), "std": list(self.std)},
         }
 
+    def normalizer(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) with uint8 pixels · scale + shift == (x / 255 − mean) / std: the
+        normalisation as one multiply-add, shared by training and inference."""
+        std = torch.tensor(self.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        return 1.0 / (255.0 * std), -mean / std
+
 
 class BatchTransform:
     """uint8 batches → normalized float input on the tensors' device."""
@@ -69,11 +76,7 @@ class BatchTransform:
         self.pre = pre
         self.augment = augment if augment is not None and augment.active else None
         self.channels_last = channels_last
-        std = torch.tensor(pre.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        mean = torch.tensor(pre.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        # (x/255 - mean)/std folded into one multiply-add.
-        self._scale = 1.0 / (255.0 * std)
-        self._shift = -mean / std
+        self._scale, self._shift = pre.normalizer(device)
 
     def eval(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic center view, exactly the inference preprocessing."""

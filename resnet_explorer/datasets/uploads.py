@@ -28,14 +28,12 @@ from pathlib import Path
 
 from ..common.errors import DataError, ImageRejected
 from ..common.fileio import atomic_write_json
-from ..common.paths import data_dir
 from . import imaging
-from .folders import IMAGE_EXTENSIONS
+from .folders import IMAGE_EXTENSIONS, SPLIT_NAMES, uploads_dir
 
-__all__ = ["ZipLimits", "UploadReport", "extract_zip", "extract_upload", "uploads_dir"]
+__all__ = ["ZipLimits", "UploadReport", "extract_zip", "extract_upload"]
 
 _log = logging.getLogger(__name__)
-_SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "val"}
 _REPORT = ".report.json"
 
 
@@ -79,10 +77,6 @@ class UploadReport:
                 out.append(f"skipped {count:,} {what}")
         out += self.problems[:5]
         return out
-
-
-def uploads_dir(root: Path | None = None) -> Path:
-    return (Path(root) if root is not None else data_dir()) / "uploads"
 
 
 def extract_zip(data: bytes, filename: str, *, root: Path | None = None,
@@ -192,16 +186,16 @@ def _layout(candidates: list[tuple[zipfile.ZipInfo, list[str]]], report: UploadR
     """class/file or train|val/class/file, below any common wrapper folders."""
     paths = [parts for _, parts in candidates]
     while (paths and all(len(p) > 2 for p in paths) and len({p[0] for p in paths}) == 1
-           and paths[0][0].lower() not in _SPLITS):
+           and paths[0][0].lower() not in SPLIT_NAMES):
         paths = [p[1:] for p in paths]  # "my-dataset/cat/1.jpg" → "cat/1.jpg"
     tops = {p[0].lower() for p in paths if len(p) > 2}
-    split = bool(tops) and tops <= set(_SPLITS) and {"train", "val"} <= {_SPLITS[t] for t in tops}
+    split = bool(tops) and tops <= set(SPLIT_NAMES) and {"train", "val"} <= {SPLIT_NAMES[t] for t in tops}
     report.has_split = split
     entries: list[Entry] = []
     for (info, _), parts in zip(candidates, paths):
         where = None
-        if split and len(parts) > 2 and parts[0].lower() in _SPLITS:
-            where, parts = _SPLITS[parts[0].lower()], parts[1:]
+        if split and len(parts) > 2 and parts[0].lower() in SPLIT_NAMES:
+            where, parts = SPLIT_NAMES[parts[0].lower()], parts[1:]
         if len(parts) < 2 or (split and where is None):
             report.outside_class_folder += 1
             continue

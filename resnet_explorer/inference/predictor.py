@@ -125,12 +125,7 @@ class Predictor:
         for p in model.parameters():
             p.requires_grad_(False)  # a shared model never accumulates gradients
         self._model = model
-        pre = card.preprocess
-        std = torch.tensor(pre.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        mean = torch.tensor(pre.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        # (x / 255 - mean) / std folded into one multiply-add.
-        self._scale = 1.0 / (255.0 * std)
-        self._shift = -mean / std
+        self._scale, self._shift = card.preprocess.normalizer(self.device)
         self.max_batch = _max_batch(card)
 
     # ----- construction ----------------------------------------------------------------

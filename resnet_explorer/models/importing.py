@@ -30,9 +30,8 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_safetensors
 
-from ..arch import weights as weights_check
 from ..arch.config import ArchConfig
-from ..arch.weights import TransferReport
+from ..arch.weights import TransferReport, check_state_dict, expected_tensors, require_layout
 from ..common.errors import ConfigError, ImportRefused, UserError
 from ..common.schema import parse_json_object
 from . import store
@@ -94,12 +93,12 @@ def read_safetensors(data: bytes, arch: ArchConfig) -> dict[str, torch.Tensor]:
             raise ImportRefused(f"tensor {str(tname)[:80]!r} has an unsupported dtype or shape")
         shapes[tname] = tuple(shape)
     # Before a single tensor is materialised.
-    weights_check.require_layout(shapes, weights_check.expected_tensors(arch))
+    require_layout(shapes, expected_tensors(arch))
     try:
         state = load_safetensors(bytes(data))  # validates offsets and sizes itself
     except Exception as exc:  # the library's own error types vary by version
         raise ImportRefused(f"the safetensors file is damaged ({str(exc)[:200]})") from None
-    return weights_check.check_state_dict(state, arch)
+    return check_state_dict(state, arch)
 
 
 def read_torch_file(data: bytes) -> dict[str, torch.Tensor]:
@@ -197,7 +196,7 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
                          f"{card.preprocess.size}) and "
                          + ("ImageNet class names." if card.class_names[0] != "class 0"
                             else "numbered class names."))
-        state = weights_check.check_state_dict(raw, card.arch)
+        state = check_state_dict(raw, card.arch)
     final = check_model_name(name) if name else card.name
     card = dataclasses.replace(card, name=final, source="imported", created="", sha256="")
     return ImportedModel(card, state, notes)

@@ -195,7 +195,7 @@ def read_checkpoint(source: Path | bytes) -> dict[str, torch.Tensor]:
         found = _UNSUPPORTED_GLOBAL.search(text) if refused else None
         if found:
             raise ImportRefused(f"the file contains objects other than tensors ({found.group(1)}); "
-                             "refused, because loading it could run code") from None
+                                "refused, because loading it could run code") from None
         first = text.splitlines()[0] if text else type(exc).__name__
         raise ImportRefused(f"not a loadable PyTorch weights file ({first[:200]})") from None
     for key in ("state_dict", "model"):
@@ -207,17 +207,17 @@ def read_checkpoint(source: Path | bytes) -> dict[str, torch.Tensor]:
            if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise ImportRefused("the state dict has entries that are not named tensors: "
-                         + ", ".join(bad[:5]))
+                            + ", ".join(bad[:5]))
     for key, tensor in obj.items():
         # Only plain dense CPU tensors that own their data: meta and sparse tensors crash
         # later checks, and a stride-0 view (torch.zeros(1).expand(10**5, 2048)) costs bytes
         # in the file but gigabytes once made contiguous.
         if tensor.layout != torch.strided or tensor.device.type != "cpu":
             raise ImportRefused(f"tensor {key} is not a dense CPU tensor "
-                             f"({tensor.layout}, {tensor.device.type})")
+                                f"({tensor.layout}, {tensor.device.type})")
         if tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
             raise ImportRefused(f"tensor {key} is a view larger than its stored data "
-                             f"({tuple(tensor.shape)}); save real tensors")
+                                f"({tuple(tensor.shape)}); save real tensors")
     return dict(obj)
 
 

@@ -10,7 +10,6 @@ browser or a restarted server all see the same runs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -21,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..common.errors import ConfigError, RunError
 from ..common.fileio import atomic_write_json, atomic_write_text
-from .layout import (ACTIVE, FAILED, FINISHED, QUEUED, RunPaths, lock_is_held, read_status,
+from .layout import (ACTIVE, FAILED, FINISHED, QUEUED, RunPaths, read_launch, read_status,
                      remove_run_dir, sweep_tombstones, try_lock, write_status)
-from .queue import drop_markers, join_queue, new_marker, slots_from_env
+from .queue import drop_markers, join_queue, new_marker, queue_root, slots_from_env
 from .reading import RESUMABLE, get_run, is_run_id, run_paths, runs_root, settle
 from .supervisor import launch_supervisor
 
@@ -62,7 +61,7 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, device: str, runs_dir: Path
     root = runs_root(runs_dir)
     with _launch_lock(root):
         _sweep(root)
-        marker_file = root / ".queue" / f"dedupe-{_digest(dedupe_key)}" if dedupe_key else None
+        marker_file = queue_root(root) / f"dedupe-{_digest(dedupe_key)}" if dedupe_key else None
         earlier = _deduped_run(marker_file, root) if marker_file is not None else None
         if earlier is not None:
             return earlier
@@ -114,7 +113,7 @@ def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
         state = settled.get("state")
         if state not in RESUMABLE:
             raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
-        launch = json.loads(paths.launch.read_text())
+        launch = read_launch(paths)
         drop_markers(paths.dir.parent, run_id)  # e.g. of a supervisor killed while waiting
         launch["marker"] = new_marker(run_id)
         atomic_write_json(paths.launch, launch)
@@ -156,21 +155,21 @@ def cancel_run(run_id: str, runs_dir: Path | None = None, wait_s: float = 2.0) -
         paths.cancel.touch()
     except FileNotFoundError:
         return removed
-    if not lock_is_held(paths.lock):  # nobody alive to act on the request: act here
+    try:
+        fd = try_lock(paths.lock, create=False)
+    except FileNotFoundError:
+        return removed
+    if fd is not None:  # nobody alive to act on the request: act here
         try:
-            fd = try_lock(paths.lock, create=False)
-        except FileNotFoundError:
-            return removed
-        if fd is not None:  # else someone (a resume) took the run just now: wait for it below
-            try:
-                status = read_status(paths)
-                if status.get("state") == QUEUED:
-                    remove_run_dir(paths)
-                    return f"removed queued run {run_id}"
-                return removed if settle(paths, status, fd) is None \
-                    else f"run {run_id} was no longer running"
-            finally:
-                os.close(fd)
+            status = read_status(paths)
+            if status.get("state") == QUEUED:
+                remove_run_dir(paths)
+                return f"removed queued run {run_id}"
+            return removed if settle(paths, status, fd) is None \
+                else f"run {run_id} was no longer running"
+        finally:
+            os.close(fd)
+    # Else a live process holds the run (its trainer, or a resume just now): wait for it.
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:  # usually done in well under a second
         current = read_status(paths)
@@ -197,7 +196,7 @@ def _deduped_run(marker_file: Path, root: Path) -> str | None:
 def _sweep(root: Path) -> None:
     """Forget de-duplication markers older than the window; finish interrupted deletions."""
     now = time.time()
-    for marker in (root / ".queue").glob("dedupe-*"):
+    for marker in queue_root(root).glob("dedupe-*"):
         try:
             if now - marker.stat().st_mtime >= DEDUPE_WINDOW_S:
                 marker.unlink()
@@ -218,8 +217,8 @@ def _digest(key: str) -> str:
 @contextmanager
 def _launch_lock(root: Path) -> Iterator[None]:
     """Serialises starts (id creation, de-duplication) between sessions and processes."""
-    (root / ".queue").mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".queue" / "launch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    queue_root(root).mkdir(parents=True, exist_ok=True)
+    fd = os.open(queue_root(root) / "launch.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -30,8 +30,8 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
-    "ACTIVE", "FINISHED", "RunPaths", "read_status", "write_status", "try_lock", "lock_is_held",
-    "read_jsonl", "remove_run_dir", "sweep_tombstones",
+    "ACTIVE", "FINISHED", "RunPaths", "read_launch", "read_status", "write_status", "try_lock",
+    "lock_is_held", "read_jsonl", "remove_run_dir", "sweep_tombstones",
     "TOMBSTONE_PREFIX",
 ]
 
@@ -69,6 +69,12 @@ def read_status(paths: RunPaths) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def read_launch(paths: RunPaths) -> dict[str, Any]:
+    """launch.json: where the run's weights and data live, its device queue and processes.
+    Written once by the launcher before anyone else looks, so a missing file is a bug."""
+    return json.loads(paths.launch.read_text(encoding="utf-8"))
 
 
 def write_status(paths: RunPaths, durable: bool = True, **changes: Any) -> dict[str, Any]:

@@ -23,19 +23,24 @@ from typing import Any
 
 from .layout import RunPaths, lock_is_held, try_lock, write_status
 
-__all__ = ["SLOTS_ENV", "queue_dir", "slot_lock", "slots_from_env", "new_marker", "join_queue",
-           "runs_ahead", "drop_markers", "wait_for_turn"]
+__all__ = ["SLOTS_ENV", "queue_root", "queue_dir", "slot_lock", "slots_from_env", "new_marker",
+           "join_queue", "runs_ahead", "drop_markers", "wait_for_turn"]
 
 SLOTS_ENV = "RESNET_EXPLORER_RUNS_PER_DEVICE"
 POLL_S = 0.25
 
 
+def queue_root(runs_dir: Path) -> Path:
+    """The hidden folder of queue markers, device slots and launch bookkeeping."""
+    return runs_dir / ".queue"
+
+
 def queue_dir(runs_dir: Path, device: str) -> Path:
-    return runs_dir / ".queue" / device
+    return queue_root(runs_dir) / device
 
 
 def slot_lock(runs_dir: Path, device: str, slot: int) -> Path:
-    return runs_dir / ".queue" / f"{device}.slot{slot}.lock"
+    return queue_root(runs_dir) / f"{device}.slot{slot}.lock"
 
 
 def slots_from_env() -> int:
@@ -72,7 +77,7 @@ def runs_ahead(runs_dir: Path, device: str, marker: str) -> int:
         if run_id == own_run and entry.name != marker:
             entry.unlink(missing_ok=True)
         elif entry.name < marker:
-            if lock_is_held(runs_dir / run_id / ".lock"):
+            if lock_is_held(RunPaths(runs_dir / run_id).lock):
                 ahead += 1
             else:
                 entry.unlink(missing_ok=True)
@@ -81,7 +86,7 @@ def runs_ahead(runs_dir: Path, device: str, marker: str) -> int:
 
 def drop_markers(runs_dir: Path, run_id: str) -> None:
     """Remove every place in line `run_id` has, in every device's queue (before a resume)."""
-    for marker in (runs_dir / ".queue").glob(f"*/*-{run_id}"):
+    for marker in queue_root(runs_dir).glob(f"*/*-{run_id}"):
         marker.unlink(missing_ok=True)
 
 

@@ -12,7 +12,6 @@ Waiting costs one small Python process per queued run (no torch imported).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.paths import REPO_ROOT
-from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, read_status,
+from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, read_launch, read_status,
                      remove_run_dir, try_lock, write_status)
 from .queue import POLL_S, wait_for_turn
 
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if lock_fd is None:
         print(f"another process owns {paths.dir}", file=sys.stderr)
         return 2
-    launch = json.loads(paths.launch.read_text())
+    launch = read_launch(paths)
     write_status(paths, supervisor_pid=os.getpid())
     slot_fd = wait_for_turn(paths, launch)
     if slot_fd is None:  # cancelled while queued: a queued run leaves no trace

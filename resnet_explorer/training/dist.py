@@ -33,15 +33,11 @@ class Dist:
         return self.rank == 0
 
     @classmethod
-    def single(cls) -> Dist:
-        return cls()
-
-    @classmethod
     def from_env(cls, device: torch.device) -> Dist:
         """Join the torchrun world described by the environment, if there is one."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
-            return cls.single()
+            return cls()  # one process: rank 0 of a world of 1
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if device.type == "cuda":
             torch.cuda.set_device(local_rank)

@@ -76,7 +76,7 @@ class Trainer:
     def __init__(self, arch: ArchConfig, cfg: TrainConfig, data: ImageData, device: torch.device,
                  dist: Dist | None = None):
         self.arch, self.cfg, self.device = arch, cfg, device
-        self.dist = dist or Dist.single()
+        self.dist = dist or Dist()
         self.class_names, self.preprocess = data.class_names, data.preprocess
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts)
         self.channels_last = use_channels_last(cfg, device)
