@@ -29,5 +29,6 @@ a few minutes, compare runs, and classify your own images.
 Everything works offline: the built-in dataset is scikit-learn's 1,797 handwritten digits.
 """
 )
-for path in (nav.ARCHITECTURE, nav.SUMMARY, nav.TRAIN, nav.INFERENCE, nav.MODELS):
-    nav.link(path)
+for entry in nav.PAGES:
+    if entry.path != nav.HOME:
+        nav.link(entry.path)

@@ -11,7 +11,7 @@ st.title("Models")
 show_message()
 folder = weights_dir()  # per run: $RESNET_EXPLORER_HOME may differ between tests
 models = list_models(folder)
-view.store_table(models)
+view.store_table(models, folder)
 
 imp, imagenet, manage = st.tabs(["Import a model file", "ImageNet weights", "Rename or delete"])
 with imp:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from resnet_explorer.analysis import (MAX_BATCH, MAX_INPUT_SIDE, MIN_INPUT_SIDE, Analysis,
-                                      changed_blocks, changes_frame, compare_layers, mib,
-                                      other_flops_text, stage_frame)
-from resnet_explorer.analysis.charts import activation_memory, block_macs, diagram, stage_bars
+                                      compare_layers, mib, other_flops_text, stage_frame)
+from resnet_explorer.analysis.charts import activation_memory, block_macs, stage_bars
 from resnet_explorer.common import UserError
 from ui import summary_view as view
 from ui.analysis_cache import cached_analysis, cached_torchinfo
@@ -68,27 +67,10 @@ with t_charts:
     st.dataframe(stage_frame(mine), hide_index=True, width="stretch")
 
 with t_diagram:
-    mark_mine = mark_other = set()
-    if changes is not None:
-        mark_mine = changed_blocks([c for c in changes if c.status != "removed"])
-        mark_other = changed_blocks([c for c in changes if c.status != "added"])
-    st.plotly_chart(
-        diagram(mine, mark_mine, (other_label, other) if other is not None else None, mark_other),
-        key="summary_diagram")
-    st.caption("Height: output channels (log scale). Label: resolution · block type · shortcut. "
-               "Red outline: differs from the comparison.")
+    view.diagram_tab(mine, other, other_label, changes)
 
 with t_diff:
-    if changes is None:
-        st.info("Choose a valid comparison configuration to see the differences.")
-    elif not changes:
-        st.success(f"Layer by layer identical to {other_label}.")
-    else:
-        words = cfg.describe_diff(other.cfg)
-        st.markdown(f"**Options changed from {other_label}:** " + ("; ".join(words) or "none"))
-        counts = {s: sum(c.status == s for c in changes) for s in ("added", "removed", "changed")}
-        st.markdown(", ".join(f"{n} layers {s}" for s, n in counts.items()))
-        st.dataframe(changes_frame(changes), hide_index=True, width="stretch")
+    view.differences_tab(cfg, other, other_label, changes)
 
 with t_info:
     st.caption("torchinfo's own summary of the same model (run on the meta device).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import torch
 from PIL import Image
 
 from resnet_explorer.arch import ArchConfig
@@ -47,3 +48,10 @@ def classify_images(predictor: Predictor, images: list[Image.Image], k: int = 5,
                                  k=k, cam=cam)
     assert all(r.ok for r in results), [r.error for r in results]
     return results
+
+
+def torch_bytes(obj) -> bytes:
+    """What torch.save writes for `obj`, as an upload would carry it."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()

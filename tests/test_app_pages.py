@@ -3,9 +3,10 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.arch import PRESETS, ArchConfig
+from resnet_explorer.arch import (ACTIVATIONS, MAX_WIDTH, NORMS, PRESETS, SHORTCUTS, ArchConfig,
+                                   count_parameters)
+from tests.page_helpers import TIMEOUT
 
-TIMEOUT = 60
 
 
 @pytest.fixture
@@ -41,7 +42,6 @@ def test_changing_a_widget_updates_parameters_diff_and_url(app):
     assert not at.exception
     expected = ArchConfig(activation="prelu", blocks=(3, 4, 4, 3))
     assert at.session_state["arch"] == expected
-    from resnet_explorer.arch import count_parameters
     assert _param_metric(at) == f"{count_parameters(expected):,}"
     diff = " ".join(m.value for m in at.markdown)
     assert "activation: relu → prelu" in diff and "stage 3: 6 → 4 blocks" in diff
@@ -150,7 +150,6 @@ def test_a_session_started_on_the_summary_page_reads_the_architecture_from_the_u
     assert not at.exception
     assert at.session_state["arch"] == cfg
     assert any(t.value == "Summary & FLOPs" for t in at.title)
-    from resnet_explorer.arch import count_parameters
     assert f"{count_parameters(cfg):,} parameters" in _sidebar(at)
     assert at.query_params["stem"] == "deep"
 
@@ -177,7 +176,6 @@ def test_the_sidebar_is_drawn_when_a_page_fails(app, monkeypatch):
 
 
 def test_option_labels_and_dependent_widgets_come_from_the_option_tables(app):
-    from resnet_explorer.arch import ACTIVATIONS, NORMS, SHORTCUTS
     at = _architecture(app)
     assert at.number_input(key="aw_leaky_slope").disabled  # ReLU reads no slope
     assert at.number_input(key="aw_norm_groups").disabled
@@ -188,5 +186,4 @@ def test_option_labels_and_dependent_widgets_come_from_the_option_tables(app):
     assert ACTIVATIONS["leaky_relu"].label in at.selectbox(key="aw_activation").options
     assert NORMS["group"].label in at.selectbox(key="aw_norm").options
     assert SHORTCUTS["D"].label in at.radio(key="aw_shortcut").options
-    from resnet_explorer.arch import MAX_WIDTH
     assert at.number_input(key="aw_widths_0").max == MAX_WIDTH

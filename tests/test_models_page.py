@@ -3,7 +3,6 @@ delete with confirmation, and torchvision's ImageNet weights (where to put them,
 
 from __future__ import annotations
 
-import io
 import pickle
 
 import torch
@@ -12,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from resnet_explorer.arch import ArchConfig, build_model
 from resnet_explorer.models import RESNET34_IMAGENET, list_models, read_model_card
-from tests.inference_helpers import TINY, CreatesFile
+from tests.inference_helpers import TINY, CreatesFile, torch_bytes
 from tests.page_helpers import TIMEOUT, open_page_at, texts
 
 PAGE = "../app_pages/models.py"
@@ -55,11 +54,9 @@ def test_import_a_bad_file_then_a_good_one_rename_and_delete(with_tiny, tmp_path
     assert "Not imported" in texts(at.error) and not target.exists()
     assert names(with_tiny) == {"tiny"}
 
-    buf = io.BytesIO()
-    torch.save(build_model(TINY).state_dict(), buf)
     at.session_state["arch"] = TINY  # the current architecture a bare .pth is read as
     at.file_uploader(key="models_import_files").set_value(
-        [("net.pth", buf.getvalue(), "application/octet-stream")])
+        [("net.pth", torch_bytes(build_model(TINY).state_dict()), "application/octet-stream")])
     at.text_input(key="models_import_name").input("imported-net").run()
     at.button(key="models_import").click().run()
     assert not at.exception

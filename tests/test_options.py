@@ -20,9 +20,8 @@ from resnet_explorer.arch.layers import Layers
 from resnet_explorer.common import ConfigError
 from resnet_explorer.common.schema import spec_of
 from tests.test_analysis import OpElements, assert_matches_references
+from tests.test_model import TINY
 
-TINY = ArchConfig(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16),
-                  depthwise=(False, False), num_classes=5)
 
 # softplus ln(1+e^x): exponential, add, logarithm; autograd keeps its input.
 SOFTPLUS = ActivationOption("Softplus", "softplus", make=lambda slope, inplace: nn.Softplus(),

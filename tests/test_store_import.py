@@ -15,13 +15,7 @@ from safetensors.torch import save as save_safetensors
 from resnet_explorer.arch import BASELINE, ArchConfig, build_model
 from resnet_explorer.common import ModelError
 from resnet_explorer.models import ModelCard, check_model_name, prepare_import
-from tests.inference_helpers import TINY, CreatesFile, sidecar_for
-
-
-def torch_bytes(obj) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+from tests.inference_helpers import TINY, CreatesFile, sidecar_for, torch_bytes
 
 
 @pytest.fixture(scope="module")

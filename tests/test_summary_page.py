@@ -6,17 +6,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from resnet_explorer.arch import ArchConfig
+from tests.page_helpers import open_page_at
 
-TIMEOUT = 60
 
 
 def _page(arch: ArchConfig | None = None) -> AppTest:
-    at = AppTest.from_file("../app_pages/summary.py", default_timeout=TIMEOUT)
-    if arch is not None:
-        at.session_state["arch"] = arch  # what the Architecture page stores
-    at.run()
-    assert not at.exception
-    return at
+    return open_page_at("../app_pages/summary.py", arch)
 
 
 def _metric(at: AppTest, label: str) -> str:

@@ -4,8 +4,9 @@ validator refuses, and never repeats a bound.
 
 `widget(cls, name, key, ...)` makes the widget a field's type calls for: a checkbox for a
 bool, a select box (or radio) for a field with choices (labelled by the option table's
-`.label`), a number box (or slider) for int and float, a text box for str. Tuple fields (one
-value per stage) get one widget per item, each with its own key. Values live in
+`.label`), a number box (or slider) for int and float, a text box for str. For a tuple field
+(one value per stage) it makes the widget of one item; the caller keys one per stage
+(ui/arch_form.py:stage_widgets). Values live in
 st.session_state under `key`: the default is put there before the widget is made, so
 presets and imports can write into the same keys from callbacks.
 """
@@ -13,17 +14,16 @@ presets and imports can write into the same keys from callbacks.
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
 from typing import Any, Literal
 
 import streamlit as st
 
 from resnet_explorer.common import Spec, field_types, spec_of
 
-Kind = Literal["radio", "slider", "toggle"]
+Kind = Literal["radio", "slider"]
 
 
-def item_type(cls: type, name: str) -> Any:
+def _item_type(cls: type, name: str) -> Any:
     """The type of one value of field `name` (the item type for tuple fields)."""
     hint = field_types(cls)[name]
     if typing.get_origin(hint) is tuple:
@@ -42,10 +42,10 @@ def _fit(value: Any, kind: Any) -> Any:
 
 def widget(cls: type, name: str, key: str, *, default: Any = None, where: Any = st,
            label: str | None = None, kind: Kind | None = None, disabled: bool = False,
-           format_func: Callable[[Any], str] | None = None, horizontal: bool = False) -> Any:
+           horizontal: bool = False) -> Any:
     """The widget for field `name` of config class `cls` in container `where`; its value."""
     spec: Spec = spec_of(cls, name)
-    t = item_type(cls, name)
+    t = _item_type(cls, name)
     if key not in st.session_state:
         if default is not None:
             st.session_state[key] = _fit(default, t)
@@ -54,11 +54,10 @@ def widget(cls: type, name: str, key: str, *, default: Any = None, where: Any = 
     text = label or spec.label
     common: dict[str, Any] = {"key": key, "help": spec.help or None, "disabled": disabled}
     if t is bool:
-        make = where.toggle if kind == "toggle" else where.checkbox
-        return make(text, **common)
+        return where.checkbox(text, **common)
     if spec.choices is not None:
         options = list(spec.choices)
-        fmt = format_func or spec.choice_label
+        fmt = spec.choice_label
         if kind == "radio":
             return where.radio(text, options, format_func=fmt, horizontal=horizontal, **common)
         return where.selectbox(text, options, format_func=fmt, **common)

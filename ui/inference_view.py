@@ -14,7 +14,7 @@ from resnet_explorer.inference.charts import topk_figure
 from resnet_explorer.models import ModelInfo, checkpoint_fingerprint, list_models
 from ui import nav
 from ui.inference_cache import imagenet_predictor, stored_predictor
-from ui.state import MODEL_PICK_KEY
+from ui.state import MODEL_PICK_KEY, drop_stale_choice
 
 IMAGENET = "imagenet (torchvision)"  # picker entry; stored model names cannot contain spaces
 RESULTS_KEY = "inf_results"
@@ -34,8 +34,7 @@ def pick_model() -> tuple[Predictor | None, str]:
             return f"ImageNet ResNet34 (torchvision IMAGENET1K_V1, 1000 classes){state}"
         return f"{choice} — {usable[choice].summary}"
 
-    if st.session_state.get(MODEL_PICK_KEY) not in (IMAGENET, *usable):
-        st.session_state.pop(MODEL_PICK_KEY, None)  # a model deleted or renamed meanwhile
+    drop_stale_choice(MODEL_PICK_KEY, [IMAGENET, *usable])
     choice = st.selectbox("Model", [IMAGENET, *usable], format_func=label, key=MODEL_PICK_KEY)
     if choice == IMAGENET and imagenet_key is None:
         st.info("The ImageNet weights are not on this machine yet. The Models page downloads "
@@ -53,8 +52,7 @@ def pick_model() -> tuple[Predictor | None, str]:
         return None, fingerprint
     card, pre = predictor.card, predictor.card.preprocess
     st.caption(f"{card.summary()} · input: shorter side → {pre.resize} px, center crop "
-               f"{pre.size}×{pre.size} · source: {card.source}"
-               + (f" · run {card.run_id}" if card.run_id else ""))
+               f"{pre.size}×{pre.size} · {card.provenance()}")
     return predictor, fingerprint
 
 

@@ -22,7 +22,6 @@ IMPORT_NAME_KEY = "models_import_name"
 TARGET_KEY = "models_target"
 NEW_NAME_KEY = "models_new_name"
 CONFIRM_KEY = "models_confirm_delete"
-UNCONFIRM_KEY = "models_unconfirm"  # set when the confirmation must be cleared on the next run
 TRANSFER_NAME_KEY = "models_transfer_name"
 CARD_KEY = "models_card"
 
@@ -32,7 +31,7 @@ def _accuracy(m: ModelInfo) -> str:
     return "" if acc is None else f"{acc:.1%}"
 
 
-def store_table(models: list[ModelInfo]) -> None:
+def store_table(models: list[ModelInfo], folder: Path) -> None:
     if not models:
         st.info("No models yet: train one on the Train page, import a file or transfer the "
                 "ImageNet weights below.")
@@ -51,12 +50,11 @@ def store_table(models: list[ModelInfo]) -> None:
         with st.expander("Model card"):
             name = st.selectbox("Model", [m.name for m in readable], key=CARD_KEY)
             card = next(m.card for m in readable if m.name == name)
-            st.markdown(f"**{card.summary()}** · source: {card.source}"
-                        + (f" · run {card.run_id}" if card.run_id else ""))
+            st.markdown(f"**{card.summary()}** · {card.provenance()}")
             diff = card.arch.describe_diff(BASELINE)
             st.caption("Architecture: " + ("; ".join(diff) if diff else "torchvision's resnet34"))
             try:
-                st.json(read_sidecar(name), expanded=1)
+                st.json(read_sidecar(name, folder), expanded=1)
             except UserError as exc:
                 st.error(str(exc))
 
@@ -126,8 +124,9 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
         st.caption("No models to rename or delete.")
         return
     names = [m.name for m in models]
-    if st.session_state.get(TARGET_KEY) not in names:
+    if st.session_state.get(TARGET_KEY) not in names:  # deleted or renamed: so is its consent
         st.session_state.pop(TARGET_KEY, None)
+        st.session_state.pop(CONFIRM_KEY, None)
     target = st.selectbox("Model", names, key=TARGET_KEY, on_change=_unconfirm)
     renamed = st.text_input("New name", key=NEW_NAME_KEY).strip()
     c1, c2 = st.columns(2)
@@ -138,8 +137,6 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
             st.error(f"Not renamed: {exc}")
         else:
             flash("success", f"Renamed {target} to {renamed}.")
-    if st.session_state.pop(UNCONFIRM_KEY, False):
-        st.session_state[CONFIRM_KEY] = False
     confirm = c2.checkbox("Yes, delete it for good", key=CONFIRM_KEY)
     if c2.button("Delete", key="models_delete", disabled=not confirm) and confirm:
         try:
@@ -147,9 +144,10 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
         except UserError as exc:
             st.error(f"Not deleted: {exc}")
         else:
-            _unconfirm()  # the confirmation was for this model only
             flash("success", f"Deleted {target}.")
 
 
 def _unconfirm() -> None:
-    st.session_state[UNCONFIRM_KEY] = True
+    """Choosing another model withdraws the consent given for the previous one (a callback,
+    the one place a widget's value may be set)."""
+    st.session_state[CONFIRM_KEY] = False

@@ -32,10 +32,6 @@ PAGES = (
 _BY_PATH = {p.path: p for p in PAGES}
 
 
-def title(path: str) -> str:
-    return _BY_PATH[path].title
-
-
 def link(path: str, label: str | None = None) -> None:
     """A link to another page; plain text where the page is not registered (a page run alone)."""
     entry = _BY_PATH[path]
@@ -50,4 +46,4 @@ def go(path: str) -> None:
     try:
         st.switch_page(path)
     except StreamlitAPIException:
-        st.info(f"Open the {title(path)} page.")
+        st.info(f"Open the {_BY_PATH[path].title} page.")

@@ -11,7 +11,7 @@ from resnet_explorer.runs import (RunInfo, cancel_run, get_run, list_runs, log_t
 from resnet_explorer.runs.charts import training_figures
 from ui import nav
 from ui.flash import flash
-from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY
+from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY, drop_stale_choice
 
 REFRESH_S = 1.5
 ICONS = {"completed": "✅", "running": "🏃", "queued": "⏳", "failed": "❌",
@@ -37,8 +37,7 @@ def runs_section() -> None:
           "best val acc": f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "",
           "message": r.message} for r in all_runs], hide_index=True)
     ids = [r.run_id for r in all_runs]
-    if st.session_state.get(SELECTED_RUN_KEY) not in ids:
-        st.session_state[SELECTED_RUN_KEY] = ids[0]
+    drop_stale_choice(SELECTED_RUN_KEY, ids)
     run_id = st.selectbox("Run", ids, key=SELECTED_RUN_KEY)
     selected = all_runs[ids.index(run_id)]
     if selected.active:

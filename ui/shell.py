@@ -1,10 +1,10 @@
 """What app.py does around every page: the sidebar and the URL, before and after the page.
 
-Both are drawn once before the page runs and again after it. The second drawing is the one a
-person sees normally, and it shows what the page just chose (a preset picked on the
-Architecture page is in the sidebar and the URL in the same run). The first one is what stays
-when the page ends early: st.stop() (and a switch to another page) allows no further output,
-while a page that raises still gets the second drawing before the error is shown.
+Both are drawn before the page runs, so they stand when the page ends early (st.stop() and
+a switch to another page allow no further output). A page that changes the architecture
+(a preset picked on the Architecture page) gets them drawn again after it, in the same run,
+so the sidebar and the URL show what the page just chose; a page that raises gets that too
+before Streamlit shows its error. Other pages leave the first drawing as it is.
 """
 
 from __future__ import annotations
@@ -13,23 +13,30 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.navigation.page import StreamlitPage
 
+from resnet_explorer.arch import ArchConfig
 from ui.sidebar import render_sidebar
 from ui.state import current_arch, write_arch_to_url
 
 
 def run_page(page: StreamlitPage) -> None:
     slot = st.sidebar.empty()
-    _frame(slot)
+    drawn = _frame(slot)
     try:
         page.run()
     except Exception:  # the page's own error: frame it, then let Streamlit show it
-        _frame(slot)
+        _refresh(slot, drawn)
         raise
-    _frame(slot)  # st.stop() and st.rerun() are BaseExceptions and pass straight through
+    _refresh(slot, drawn)  # st.stop() and st.rerun() are BaseExceptions and pass straight through
 
 
-def _frame(slot: DeltaGenerator) -> None:
+def _refresh(slot: DeltaGenerator, drawn: ArchConfig) -> None:
+    if current_arch() != drawn:
+        _frame(slot)
+
+
+def _frame(slot: DeltaGenerator) -> ArchConfig:
     cfg = current_arch()  # also reads the URL when this session starts, on any page
     write_arch_to_url(cfg)
     with slot.container():
         render_sidebar(cfg)
+    return cfg

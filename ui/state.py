@@ -8,7 +8,9 @@ st.navigation clears the query string whenever the page changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any
 
 import streamlit as st
 
@@ -22,6 +24,13 @@ MODEL_PICK_KEY = "inf_model"
 SELECTED_RUN_KEY = "train_run"
 
 _ARCH_FIELDS = frozenset(f.name for f in fields(ArchConfig))
+
+
+def drop_stale_choice(key: str, options: Sequence[Any]) -> None:
+    """Forget a picker's choice that is no longer offered (a model or run removed meanwhile),
+    so the widget falls back to its first option instead of failing."""
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
 
 
 def current_arch() -> ArchConfig:

@@ -1,5 +1,5 @@
-"""The Summary page's glue: the comparison picker, the totals as metrics with deltas, and the
-layer table with changed rows marked."""
+"""The Summary page's glue: the comparison picker, the totals as metrics with deltas, the
+layer table with changed rows marked, the diagram and the differences."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from resnet_explorer.analysis import Analysis, LayerChange, layer_frame, mib, si
+from resnet_explorer.analysis import (Analysis, LayerChange, changed_blocks, changes_frame,
+                                      layer_frame, mib, si)
+from resnet_explorer.analysis import charts
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
 from resnet_explorer.common import UserError
 
@@ -61,3 +63,34 @@ def layer_table(mine: Analysis, changes: list[LayerChange] | None) -> None:
     marked = frame["vs comparison"] != ""
     styled = frame.style.apply(lambda row: [MARK if marked[row.name] else ""] * len(row), axis=1)
     st.dataframe(styled, hide_index=True, width="stretch")
+
+
+def diagram_tab(mine: Analysis, other: Analysis | None, other_label: str,
+                changes: list[LayerChange] | None) -> None:
+    """Both networks block by block, the blocks that differ outlined."""
+    mark_mine: set[str] = set()
+    mark_other: set[str] = set()
+    if changes is not None:
+        mark_mine = changed_blocks([c for c in changes if c.status != "removed"])
+        mark_other = changed_blocks([c for c in changes if c.status != "added"])
+    st.plotly_chart(
+        charts.diagram(mine, mark_mine, (other_label, other) if other is not None else None,
+                       mark_other),
+        key="summary_diagram")
+    st.caption("Height: output channels (log scale). Label: resolution · block type · shortcut. "
+               "Red outline: differs from the comparison.")
+
+
+def differences_tab(cfg: ArchConfig, other: Analysis | None, other_label: str,
+                    changes: list[LayerChange] | None) -> None:
+    """The options that differ in words, then every layer added, removed or changed."""
+    if changes is None or other is None:
+        st.info("Choose a valid comparison configuration to see the differences.")
+    elif not changes:
+        st.success(f"Layer by layer identical to {other_label}.")
+    else:
+        words = cfg.describe_diff(other.cfg)
+        st.markdown(f"**Options changed from {other_label}:** " + ("; ".join(words) or "none"))
+        counts = {s: sum(c.status == s for c in changes) for s in ("added", "removed", "changed")}
+        st.markdown(", ".join(f"{n} layers {s}" for s, n in counts.items()))
+        st.dataframe(changes_frame(changes), hide_index=True, width="stretch")

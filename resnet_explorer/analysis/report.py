@@ -112,7 +112,7 @@ def other_flops_text(a: Analysis) -> str:
 
 
 def totals(a: Analysis) -> list[tuple[str, str]]:
-    """Label and value of every headline figure, worded as the page and the CLI show them."""
+    """Label and value of every headline figure, as the command-line report prints them."""
     training = (f"{mib(a.activation_bytes)} fp32, {mib(a.activation_bytes_bf16)} bf16"
                 + (f" (training would fail: {a.training_error})" if a.training_error else ""))
     return [

@@ -105,6 +105,10 @@ class ModelCard:
             parts.append(f"val acc {self.accuracy:.1%}")
         return " · ".join(parts)
 
+    def provenance(self) -> str:
+        """Where the model came from: "source: trained · run <id>"."""
+        return f"source: {self.source}" + (f" · run {self.run_id}" if self.run_id else "")
+
     @property
     def accuracy(self) -> float | None:
         """The best validation accuracy the sidecar records, or None where it records none that
