@@ -1,8 +1,11 @@
 """Architecture: every option of ArchConfig as a widget, validated live."""
 
+from functools import partial
+
 import streamlit as st
 
-from resnet_explorer.arch import BASELINE, PRESETS, count_parameters
+from resnet_explorer.arch import BASELINE, PRESETS, SIZED_BY_DATA, count_parameters
+from resnet_explorer.inference import export_onnx
 from ui import arch_form as form
 from ui.flash import show as show_message
 from ui.state import current_arch, set_arch
@@ -54,13 +57,24 @@ with results:
               delta=f"{params - base:+,} vs ResNet34" if params != base else "same as ResNet34",
               delta_color="off")
     st.subheader("Differences from ResNet34")
-    diff = cfg.describe_diff(BASELINE)
+    diff = cfg.describe_diff(BASELINE, ignore=SIZED_BY_DATA)  # the class count is no design change
     st.markdown("\n".join(f"- {line}" for line in diff) if diff else "None: this is torchvision's resnet34.")
+    if cfg.num_classes != BASELINE.num_classes:
+        st.caption(f"Output layer: {cfg.num_classes} classes (training sizes it to the dataset).")
 
     st.subheader("Share and save")
     st.caption("The address bar holds this architecture: copy the link to share it.")
-    st.download_button("Download JSON", cfg.to_json(), file_name="architecture.json",
-                       mime="application/json", disabled=bool(problems))
+    buttons = st.columns(2)
+    buttons[0].download_button("Download JSON", cfg.to_json(), file_name="architecture.json",
+                               mime="application/json", disabled=bool(problems))
+    # A callable is exported only when the button is clicked (Streamlit runs it then, off the
+    # script thread), never on a rerun; on_click="ignore": the click does not rerun the page.
+    buttons[1].download_button(
+        "Download ONNX (untrained)", partial(export_onnx, cfg),
+        file_name="architecture-untrained.onnx", mime="application/octet-stream",
+        disabled=bool(problems), on_click="ignore",
+        help="Random weights. The graph takes the preprocessed 224×224 tensor; its metadata "
+             "holds the ImageNet mean and std, the class names and this architecture.")
     st.file_uploader("Load a JSON config", type=["json"], key=form.UPLOAD_KEY,
                      on_change=form.on_upload)
     with st.expander("…or paste JSON"):

@@ -51,6 +51,7 @@ st.caption(
     f"224×224). FLOPs = 2 × MACs + other FLOPs; other FLOPs here: {other_flops_text(mine)}. "
     f"Activation memory is what autograd keeps for one training step at batch {batch} "
     f"(bf16: {mib(mine.activation_bytes_bf16)}).")
+view.measured_speed(cfg, height, width)
 
 changes = compare_layers(mine, other) if other is not None else None
 t_layers, t_charts, t_diagram, t_diff, t_info = st.tabs(

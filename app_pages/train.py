@@ -1,4 +1,5 @@
-"""Train: pick data and hyper-parameters, queue a run, watch it learn, try the model."""
+"""Train: pick data and hyper-parameters (or load a train.json), queue a run, watch it learn,
+try the model, download what it made."""
 
 import streamlit as st
 
@@ -21,6 +22,7 @@ form.preview(dataset, data_path, arch.in_channels)
 st.subheader("Hyper-parameters")
 st.caption("Pre-filled with the quick recipe: full-width ResNet34 reaches ≥ 97 % on digits "
            "within 8 epochs, a minute or two on a laptop CPU and seconds on a GPU.")
+form.load_recipe()
 cfg, problems, nproc = form.recipe(dataset, data_path)
 if problems:
     st.error("Fix these settings to start a run:\n\n" + "\n".join(f"- {p}" for p in problems))

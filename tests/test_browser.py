@@ -2,9 +2,10 @@
 
 The main flow a person follows: pick a preset, open a shared architecture link, change an
 option, read the summary (and reload it), train the network on the built-in digits, classify a
-good and a bad upload with the model that run produced, and open the Models page. AppTest
-covers each page's logic; this test covers what only a browser sees: routing, the URL across
-pages and reloads, what Enter does in a box, websockets, the live fragment and real uploads.
+good and a bad upload with the model that run produced, open the Models page, and find the run
+on the Compare page (its row, and its point in the scatter). AppTest covers each page's
+logic; this test covers what only a browser sees: routing, the URL across pages and reloads,
+what Enter does in a box, websockets, the live fragment, real uploads and drawn charts.
 """
 
 from __future__ import annotations
@@ -196,4 +197,14 @@ def test_main_flow_in_a_real_browser(server, page):
     expect(page.get_by_role("tab", name="Import a model file")).to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page).to_have_url(re.compile(r"activation=prelu"))
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+    # The Compare page has the run as its one row (its model is the run's, not a row of its
+    # own) and the run as the one point of the accuracy-against-cost scatter.
+    _go(page, "Compare")
+    expect(page.get_by_text("1 of 1 row(s) shown")).to_be_visible()
+    scatter = page.get_by_test_id("stPlotlyChart").last
+    expect(scatter.locator(".scatterlayer .trace .points path")).to_have_count(1)
+    hover = scatter.locator(".js-plotly-plot").evaluate("plot => plot.data[0].text[0]")
+    assert "prelu" in hover and re.search(r"\d{8}-\d{6}-digits-[0-9a-f]{4}", hover)
     expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -146,3 +146,20 @@ def test_run_ids_are_never_paths(tmp_path):
         with pytest.raises(RunError, match="not a run id"):
             runs.get_run(bad, tmp_path)
     assert runs.list_runs(tmp_path / "missing") == []
+
+
+def test_deleting_a_run_whose_supervisor_is_still_exiting_says_to_try_again(tmp_path):
+    paths = RunPaths(tmp_path / "20250101-120000-digits-ab12")
+    paths.dir.mkdir()
+    write_status(paths, state="running")
+    fd = try_lock(paths.lock)
+    try:
+        with pytest.raises(RunError, match="is running: cancel it before deleting it"):
+            runs.delete_run(paths.run_id, tmp_path)
+        write_status(paths, state="completed")  # the trainer is done, its process not yet
+        with pytest.raises(RunError, match="just finishing: delete it again in a moment"):
+            runs.delete_run(paths.run_id, tmp_path)
+    finally:
+        os.close(fd)
+    assert runs.delete_run(paths.run_id, tmp_path) == f"deleted run {paths.run_id}"
+    assert not paths.dir.exists()

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
+from resnet_explorer.analysis import analyze, latency, si
 from resnet_explorer.arch import ArchConfig
-from tests.page_helpers import open_page_at
+from tests.inference_helpers import TINY
+from tests.page_helpers import open_page_at, texts
 
+
+@pytest.fixture(scope="module", autouse=True)
+def own_home(tmp_path_factory):
+    """The latency cache the page reads and writes lives in a folder of this module's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESNET_EXPLORER_HOME", str(tmp_path_factory.mktemp("home")))
+        yield
 
 
 def _page(arch: ArchConfig | None = None) -> AppTest:
@@ -86,3 +96,39 @@ def test_training_limits_are_warned_and_torchinfo_is_on_demand():
     assert not at.code
     at.toggle(key="summary_torchinfo").set_value(True).run()
     assert "Total params: 21,797,672" in at.code[0].value
+
+
+def _at_64_px(at: AppTest) -> AppTest:
+    at.number_input(key="summary_height").set_value(64)
+    return at.number_input(key="summary_width").set_value(64).run()
+
+
+def test_measure_shows_latency_next_to_macs_and_resnet34s(monkeypatch, one_thread):
+    monkeypatch.setattr(latency, "WARMUP_S", 0.005)  # the page's logic, in milliseconds
+    monkeypatch.setattr(latency, "TIMED_S", 0.01)
+    at = _at_64_px(_page(TINY))
+    assert "Press Measure" in texts(at.caption) and not at.info
+    at.button(key="summary_measure").click().run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "batch 1: ms / image" in df.value.columns)
+    assert list(table["architecture"]) == [TINY.short_name(), "resnet34"]
+    assert table["MACs / image"][0] == si(analyze(TINY, (3, 64, 64)).macs)
+    assert (table["batch 32: images/s"] > 0).all() and (table["batch 1: ms / image"] > 0).all()
+    assert f"torch {torch.__version__}" in texts(at.caption) and "cpu (" in texts(at.caption)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a rerun ran a model")
+
+    monkeypatch.setattr(latency, "build_model", no_model)
+    at.run()  # a rerun (and a page visit) shows the cached figures without measuring
+    assert not at.exception
+    assert any("batch 1: ms / image" in df.value.columns for df in at.dataframe)
+
+
+def test_a_measurement_that_is_refused_gives_a_message(monkeypatch):
+    monkeypatch.setattr(latency, "MAX_MACS", {"cpu": 1.0, "cuda": 1.0, "mps": 1.0})
+    at = _at_64_px(_page(TINY))
+    at.button(key="summary_measure").click().run()
+    assert not at.exception
+    assert "cannot be measured here" in texts(at.error) and "too long" in texts(at.error)
+    assert "resnet34 cannot be measured here" in texts(at.warning)

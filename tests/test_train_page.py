@@ -1,4 +1,5 @@
-"""AppTest of the Train page: dataset preview, a run started from the page, live view, cancel."""
+"""AppTest of the Train page: dataset preview, a run started from the page, live view, cancel,
+the finished run's downloads, and a train.json loaded back into the recipe."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from resnet_explorer import runs
 from resnet_explorer.models import load_model
+from resnet_explorer.training import TrainConfig
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "train.py")
@@ -55,6 +57,11 @@ def test_start_from_the_page_then_watch_cancel_and_reload(home):
     at.run()
     assert "completed" in texts(at) and f"{run.run_id}-best" in texts(at)
     assert len(at.get("plotly_chart")) == 4  # loss, accuracy, learning rate, images/s
+    # Its downloads: the one model the default rules keep, the metrics and both configs.
+    buttons = {b.key: b.label for b in at.get("download_button")}
+    assert buttons == {f"train_dl_model_{run.run_id}-best": f"{run.run_id}-best (.zip)",
+                       "train_dl_metrics": "Metrics (.csv)", "train_dl_arch": "arch.json",
+                       "train_dl_train": "train.json"}
     load_model(f"{run.run_id}-best", home / "weights")
     at.button(key="train_try").click().run()
     assert at.session_state["inf_model"] == f"{run.run_id}-best"
@@ -110,3 +117,48 @@ def test_the_recipe_survives_a_visit_to_another_page(home):
     at.switch_page("app_pages/summary.py").run()
     at.switch_page("app_pages/train.py").run()
     assert at.number_input(key="hp_epochs").value == 5
+
+
+def test_a_train_json_loads_back_into_the_recipe_and_keeps_what_it_does_not_name(home):
+    at = page()
+    at.number_input(key="hp_lr").set_value(0.01).run()  # typed by the person
+    bad = b'{"epochs": "many", "lr": 0.2}'
+    at.file_uploader(key="train_load_recipe").set_value(("bad.json", bad, "application/json"))
+    at.run()
+    assert not at.exception
+    assert "bad.json was not loaded" in texts(at) and "epochs must be a whole number" in texts(at)
+    assert at.number_input(key="hp_lr").value == 0.01  # a refused file changes nothing
+    unknown = b'{"epochs": 3, "epoch": 4}'
+    at.file_uploader(key="train_load_recipe").set_value(("typo.json", unknown, "application/json"))
+    at.run()
+    assert "unknown field 'epoch'" in texts(at) and at.number_input(key="hp_epochs").value == 8
+
+    partial = b'{"epochs": 3, "optimizer": "adamw", "nesterov": false, "keep_last": true}'
+    at.file_uploader(key="train_load_recipe").set_value(("train.json", partial, "application/json"))
+    at.run()
+    assert not at.exception and "Loaded 4 setting(s) from train.json" in texts(at)
+    assert at.number_input(key="hp_epochs").value == 3
+    assert at.selectbox(key="hp_optimizer").value == "adamw"
+    assert at.checkbox(key="hp_nesterov").value is False and at.checkbox(key="hp_keep_last").value
+    assert at.number_input(key="hp_lr").value == 0.01  # not in the file: the typed value stays
+
+    full = replace(TINY_TRAIN, lr=0.3, keep_min_acc=0.5, seed=7)
+    at.file_uploader(key="train_load_recipe").set_value(
+        ("run-train.json", full.to_json().encode(), "application/json"))
+    at.run()
+    assert not at.exception and not at.error
+    for name, value in full.to_dict().items():
+        if name != "data_path":
+            assert at.session_state[f"hp_{name}"] == value, name
+    assert at.number_input(key="hp_keep_min_acc").value == 0.5
+
+
+def test_new_train_config_fields_get_widgets_without_a_form_change(home):
+    from ui.train_form import MORE, ROWS, unplaced_fields
+    at = page()
+    assert at.checkbox(key="hp_keep_last").value is False
+    assert at.number_input(key="hp_keep_min_acc").max == 1.0
+    for name in unplaced_fields():  # e.g. a field added by another part of the project
+        assert f"hp_{name}" in at.session_state, name
+    placed = {n for row in ROWS for n in row} | set(MORE) | set(unplaced_fields())
+    assert placed | {"dataset", "data_path"} == set(TrainConfig().to_dict())

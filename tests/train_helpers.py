@@ -16,8 +16,9 @@ from resnet_explorer.training import TrainConfig
 # digits in well under a second on one core, and it still learns (> 50 % in a few epochs).
 TINY_ARCH = ArchConfig(stem="cifar", stem_width=8, blocks=(1, 1), widths=(8, 16),
                        depthwise=(False, False), in_channels=1, num_classes=10)
+# keep_last: the training tests check the last epoch's model too (the default keeps the best).
 TINY_TRAIN = TrainConfig(image_size=8, epochs=3, batch_size=64, lr=0.1, warmup_epochs=1,
-                         device="cpu")
+                         device="cpu", keep_last=True)
 ROOT = Path(__file__).resolve().parent.parent  # cwd for `python -m resnet_explorer.train`
 
 

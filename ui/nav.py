@@ -18,6 +18,8 @@ HOME = "app_pages/home.py"
 ARCHITECTURE = "app_pages/architecture.py"
 SUMMARY = "app_pages/summary.py"
 TRAIN = "app_pages/train.py"
+COMPARE = "app_pages/compare.py"
+SWEEPS = "app_pages/sweeps.py"
 INFERENCE = "app_pages/inference.py"
 MODELS = "app_pages/models.py"
 
@@ -26,6 +28,8 @@ PAGES = (
     PageEntry(ARCHITECTURE, "Architecture", ":material/tune:"),
     PageEntry(SUMMARY, "Summary & FLOPs", ":material/table_chart:"),
     PageEntry(TRAIN, "Train", ":material/model_training:"),
+    PageEntry(COMPARE, "Compare", ":material/compare_arrows:"),
+    PageEntry(SWEEPS, "Sweeps", ":material/science:"),
     PageEntry(INFERENCE, "Inference", ":material/image_search:"),
     PageEntry(MODELS, "Models", ":material/inventory_2:"),
 )

@@ -1,11 +1,13 @@
 """The Train page's run list: the table, one run's status, curves and log, live while it runs,
-and its buttons (cancel, resume, try the model on the Inference page)."""
+its buttons (cancel, resume, try the model on the Inference page) and, once it has ended, its
+downloads (the kept models, metrics as CSV, arch.json and train.json)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.common import UserError, runs_dir
+from resnet_explorer.common import UserError, runs_dir, weights_dir
+from resnet_explorer.models import metrics_csv, model_zip, run_config_bytes, run_files
 from resnet_explorer.runs import (RunInfo, cancel_run, get_run, list_runs, log_tail, read_metrics,
                                   resume_run)
 from resnet_explorer.runs.charts import training_figures
@@ -15,7 +17,7 @@ from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY, drop_stale_choice
 
 REFRESH_S = 1.5
 ICONS = {"completed": "✅", "running": "🏃", "queued": "⏳", "failed": "❌",
-         "diverged": "💥", "cancelled": "🛑", "interrupted": "⚠️"}
+         "diverged": "💥", "cancelled": "🛑", "interrupted": "⚠️", "prepared": "📋"}
 
 
 def duration(seconds: float | None) -> str:
@@ -85,9 +87,33 @@ def _render(run_id: str, info: RunInfo | None) -> None:
             st.error(str(exc))
         else:
             flash("success", f"Run {run_id} queued to resume.")
-    model = info.best_model or info.last_model
-    if model and not info.active:
-        st.caption(f"Model in the store: **{model}**")
+    if info.active:
+        return
+    # What the run kept and is still in the store (a model may have been deleted since).
+    models, configs = run_files(run_id, runs_dir(), weights_dir())
+    if models:
+        st.caption(f"Model in the store: **{models[0]}**")
         if b3.button("Try it on the Inference page", key="train_try"):
-            st.session_state[MODEL_PICK_KEY] = model
+            st.session_state[MODEL_PICK_KEY] = models[0]
             nav.go(nav.INFERENCE)
+    _downloads(run_id, models, configs)
+
+
+def _downloads(run_id: str, models: list[str], configs: list[str]) -> None:
+    """A finished run's files; each is read only when its button is clicked."""
+    runs, weights = runs_dir(), weights_dir()
+    st.markdown("**Downloads**")
+    cols = iter(st.columns(len(models) + len(configs) + 1))
+    for name in models:
+        next(cols).download_button(f"{name} (.zip)", lambda name=name: model_zip(name, weights),
+                                   file_name=f"{name}.zip", mime="application/zip",
+                                   key=f"train_dl_model_{name}", on_click="ignore")
+    next(cols).download_button("Metrics (.csv)", lambda: metrics_csv(run_id, runs),
+                               file_name=f"{run_id}-metrics.csv", mime="text/csv",
+                               key="train_dl_metrics", on_click="ignore")
+    for file_name in configs:
+        next(cols).download_button(file_name,
+                                   lambda f=file_name: run_config_bytes(run_id, f, runs),
+                                   file_name=f"{run_id}-{file_name}", mime="application/json",
+                                   key=f"train_dl_{file_name.removesuffix('.json')}",
+                                   on_click="ignore")

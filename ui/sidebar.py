@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.arch import BASELINE, ArchConfig, count_parameters
+from resnet_explorer.arch import ArchConfig, count_parameters
 from resnet_explorer.common.devices import describe_devices
 
 
@@ -21,9 +21,10 @@ def render_sidebar(cfg: ArchConfig) -> None:
         f"{cfg.block} blocks {list(cfg.blocks)} · widths {list(cfg.stage_widths)} · "
         f"{cfg.activation} · {cfg.norm} norm · {count_parameters(cfg):,} parameters"
     )
-    diff = cfg.describe_diff(BASELINE)
+    preset, diff = cfg.closest_preset()  # as the name counts them: the class count is none
     if diff:
-        st.caption("Changes: " + "; ".join(diff[:6]) + (" …" if len(diff) > 6 else ""))
+        more = " …" if len(diff) > 6 else ""
+        st.caption(f"Changes from {preset}: " + "; ".join(diff[:6]) + more)
     st.subheader("Compute")
     for line in _device_lines():
         st.caption(line)

@@ -1,5 +1,5 @@
 """The Summary page's glue: the comparison picker, the totals as metrics with deltas, the
-layer table with changed rows marked, the diagram and the differences."""
+measured speed, the layer table with changed rows marked, the diagram and the differences."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from resnet_explorer.analysis import (Analysis, LayerChange, changed_blocks, changes_frame,
-                                      layer_frame, mib, si)
+from resnet_explorer.analysis import (THROUGHPUT_BATCH, Analysis, LayerChange, Latency,
+                                      cached_latency, changed_blocks, changes_frame, layer_frame,
+                                      measure_latency, measured_on, mib, ranking_note, si)
 from resnet_explorer.analysis import charts
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
 from resnet_explorer.common import UserError
+from resnet_explorer.common.devices import device_kind
+from ui.analysis_cache import cached_analysis
 
 PASTED = "pasted JSON…"
 COMPARE_KEY = "summary_compare"
 PASTE_KEY = "summary_compare_json"
+MEASURE_KEY = "summary_measure"
+# Where speed is measured: the session's best device, as the Inference page runs models.
+MEASURE_DEVICE = "auto"
 MARK = "background-color: rgba(214,39,40,0.15)"
 CARDS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
     ("Parameters", "params", si), ("MACs (multiply-adds)", "macs", si), ("FLOPs", "flops", si),
@@ -50,6 +56,62 @@ def totals(mine: Analysis, other: Analysis | None) -> None:
         value, base = getattr(mine, attr), getattr(other, attr) if other is not None else None
         col.metric(label, fmt(value), _delta(value, base, fmt), delta_color="inverse",
                    help=f"{value:,}" + (f" (comparison: {base:,})" if base is not None else ""))
+
+
+def _speeds(label: str, cfg: ArchConfig, size: tuple[int, int, int], big: int,
+            measure: bool) -> tuple[Latency, Latency] | None:
+    """Batch-1 latency and throughput from the cache, or measured when asked to."""
+    if not measure:
+        one, many = (cached_latency(cfg, size, MEASURE_DEVICE, b) for b in (1, big))
+        return None if one is None or many is None else (one, many)
+    with st.spinner(f"Measuring {label} at batch 1 and {big}…"):
+        return (measure_latency(cfg, size, MEASURE_DEVICE, 1),
+                measure_latency(cfg, size, MEASURE_DEVICE, big))
+
+
+def measured_speed(cfg: ArchConfig, height: int, width: int) -> None:
+    """This architecture's measured latency and throughput at the page's input next to its
+    MACs, with ResNet34's for comparison. The Measure button runs only what the latency
+    cache lacks; every other rerun shows the cached figures without running a model."""
+    st.subheader("Measured speed")
+    big = THROUGHPUT_BATCH[device_kind(MEASURE_DEVICE)]
+    where = measured_on(MEASURE_DEVICE)
+    clicked = st.button("Measure", key=MEASURE_KEY,
+                        help=f"Runs the real network (random weights, eval mode) at batch 1 "
+                             f"and {big} on {where}.")
+    configs = {cfg.short_name(): cfg}
+    configs.setdefault(BASELINE.short_name(), BASELINE)
+    rows, points = [], []
+    for label, arch in configs.items():
+        size = (arch.in_channels, height, width)
+        try:
+            speeds = _speeds(label, arch, size, big, clicked)
+        except UserError as exc:
+            (st.error if arch == cfg else st.warning)(f"{label} cannot be measured here: {exc}")
+            continue
+        except RuntimeError as exc:  # e.g. out of device memory: a message, as on Compare
+            st.error(f"Measuring {label} failed: {str(exc)[:200]}")
+            continue
+        if speeds is None:
+            continue
+        one, many = speeds
+        macs = cached_analysis(arch, size, 1).macs
+        rows.append({"architecture": label, "MACs / image": si(macs),
+                     "batch 1: ms / image": round(one.median_ms, 2),
+                     "batch 1: images/s": round(one.images_per_s, 1),
+                     f"batch {big}: ms / image": round(many.median_ms / many.batch, 2),
+                     f"batch {big}: images/s": round(many.images_per_s, 1)})
+        points.append((label, macs, one.median_ms))
+    if not rows:
+        st.caption(f"Press Measure to time this architecture and ResNet34 at {height}×{width}, "
+                   f"batch 1 and {big}, on {where}.")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(f"Measured on {where}: random weights, eval mode, the median of several timed "
+               "forward passes after warm-up. Kept in the latency cache for this exact setting.")
+    note = ranking_note(points, configs)
+    if note:
+        st.info(note)
 
 
 def layer_table(mine: Analysis, changes: list[LayerChange] | None) -> None:

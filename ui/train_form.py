@@ -2,30 +2,32 @@
 TrainConfig's fields, live validation, and starting a run.
 
 The recipe widgets are keyed "hp_<field>" and made by ui.fields from the field's Spec, so the
-bounds the boxes allow are the bounds TrainConfig.validate() checks. Nothing is adjusted
-behind the person's back: a combination the validator refuses is shown with its problems
-and the Start button stays disabled. There is no st.form, so Enter in a box only commits
-the value; only the Start button starts a run. Values are kept in session state while the
-person visits other pages (widget state is dropped with the page otherwise).
+bounds the boxes allow are the bounds TrainConfig.validate() checks; a TrainConfig field no
+row below names still gets its widget (in the "More" expander). A train.json (downloaded
+from a run) loads back into the same widgets, checked as strictly as the trainer checks it.
+Nothing is adjusted behind the person's back: a combination the validator refuses is shown
+with its problems and the Start button stays disabled. There is no st.form, so Enter in a box
+only commits the value; only the Start button starts a run. Values are kept in session state
+while the person visits other pages (widget state is dropped with the page otherwise).
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import streamlit as st
 
 from resnet_explorer.arch import PRESETS, ArchConfig
-from resnet_explorer.common import UserError, data_dir, runs_dir, weights_dir
-from resnet_explorer.common.devices import device_kind, gpu_count
+from resnet_explorer.common import UserError, data_dir, parse_json_object, runs_dir, weights_dir
+from resnet_explorer.common.devices import device_kind, device_queue, gpu_count
 from resnet_explorer.datasets import (FOLDER_ROOTS_ENV, SOURCES, DatasetSummary, describe_dataset,
                                       extract_upload)
 from resnet_explorer.runs import start_run
 from resnet_explorer.training import QUICK, TrainConfig
 from ui import fields as gen
-from ui.flash import flash
+from ui.flash import flash, remember
 from ui.state import SELECTED_RUN_KEY, current_arch
 
 FROM_PAGE = "the Architecture page"
@@ -37,6 +39,7 @@ NPROC_KEY = "hp_nproc"
 START_KEY = "train_start"
 TOKEN_KEY = "train_token"
 SAVED_KEY = "train_recipe"  # the recipe's values, kept across page visits
+LOAD_KEY = "train_load_recipe"
 
 # The recipe as rows of four; MORE sits in an expander.
 ROWS = (
@@ -45,8 +48,17 @@ ROWS = (
     ("schedule", "warmup_epochs", "label_smoothing", "augment"),
     ("device", "precision", "channels_last", "seed"),
     ("time_budget_s", "train_limit", "validate_every_epoch"),
+    ("keep_last", "keep_min_acc"),
 )
 MORE = ("step_every", "step_gamma", "val_fraction", "val_limit")
+# Set by the data section, not the recipe widgets.
+DATA_FIELDS = ("dataset", "data_path")
+
+
+def unplaced_fields() -> list[str]:
+    """TrainConfig fields no row names (a field added later): shown in the "More" expander."""
+    placed = {*DATA_FIELDS, *MORE, *(name for row in ROWS for name in row)}
+    return [f.name for f in fields(TrainConfig) if f.name not in placed]
 
 
 def key(field: str) -> str:
@@ -65,9 +77,10 @@ def _field(name: str, where: Any = st, **options: Any) -> Any:
 
 
 # ----- network -------------------------------------------------------------------------------
-def network() -> ArchConfig:
+def network(key: str = NETWORK_KEY, label: str = "Network") -> ArchConfig:
+    """The architecture page's network or a preset (the Sweeps page asks under its own key)."""
     page_arch = current_arch()
-    choice = st.selectbox("Network", [FROM_PAGE, *PRESETS], key=NETWORK_KEY,
+    choice = st.selectbox(label, [FROM_PAGE, *PRESETS], key=key,
                           format_func=lambda k: f"{page_arch.short_name()} (from {k})"
                           if k == FROM_PAGE else f"preset {k}")
     return page_arch if choice == FROM_PAGE else PRESETS[choice]
@@ -151,9 +164,10 @@ def recipe(dataset: str, data_path: str) -> tuple[TrainConfig, list[str], int]:
         for col, name in zip(st.columns(4), row):
             values[name] = _field(name, where=col)
     with st.expander("More: step schedule, validation split, limits"):
-        cols = st.columns(4)
-        for col, name in zip(cols, MORE):
-            values[name] = _field(name, where=col)
+        more = [*MORE, *unplaced_fields()]
+        for start in range(0, len(more), 4):
+            for col, name in zip(st.columns(4), more[start:start + 4]):
+                values[name] = _field(name, where=col)
     gpus = gpu_count()
     nproc = 1
     if gpus > 1:
@@ -169,12 +183,46 @@ def recipe(dataset: str, data_path: str) -> tuple[TrainConfig, list[str], int]:
     return cfg, problems, nproc
 
 
+def load_recipe() -> None:
+    """Upload a train.json to fill the recipe (and the dataset) from it."""
+    st.file_uploader("Load a train.json (from a run's downloads)", type=["json"], key=LOAD_KEY,
+                     on_change=_on_load,
+                     help="Only the settings the file names change; the rest keep your values.")
+
+
+def _on_load() -> None:
+    """The uploaded train.json into the widgets, before they are drawn (a callback). A file
+    the trainer would refuse changes nothing and says why, naming the field."""
+    upload = st.session_state.get(LOAD_KEY)
+    if upload is None:
+        return
+    try:
+        data = parse_json_object(upload.getvalue())
+        cfg = TrainConfig.from_dict(data)
+    except UserError as exc:
+        remember("error", f"{upload.name} was not loaded: {exc}")
+        return
+    notes = []
+    for name in data:
+        if name == "data_path":
+            continue
+        st.session_state[key(name)] = getattr(cfg, name)
+    if "data_path" in data and cfg.data_path:
+        if cfg.dataset == "folder":
+            st.session_state[FOLDER_KEY] = cfg.data_path
+        elif cfg.dataset == "upload":
+            notes.append(f"upload the zip it was trained on again ({cfg.data_path})")
+    names = [n for n in data if n != "data_path"]
+    remember("success", f"Loaded {len(names)} setting(s) from {upload.name}."
+             + (" Then " + "; ".join(notes) + "." if notes else ""))
+
+
 def start(arch: ArchConfig, cfg: TrainConfig, nproc: int) -> None:
     """Queue the run (the page reruns showing it) or say why it cannot start."""
     # One token per browser session: a double click within seconds reuses the first run.
     token = st.session_state.setdefault(TOKEN_KEY, uuid.uuid4().hex)
     try:
-        run_id = start_run(arch, cfg, device=device_kind(cfg.device), runs_dir=runs_dir(),
+        run_id = start_run(arch, cfg, device=device_queue(cfg.device), runs_dir=runs_dir(),
                            weights_dir=weights_dir(), data_dir=data_dir(), nproc=nproc,
                            dedupe_key=f"{token}:{arch.to_json()}:{cfg.to_json()}")
     except UserError as exc:

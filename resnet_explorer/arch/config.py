@@ -8,6 +8,7 @@ and URL query parameters with strict, user-facing validation.
 from __future__ import annotations
 
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -120,12 +121,14 @@ class ArchConfig(ConfigBase):
         return cls.from_dict(data)
 
     # ----- comparison ------------------------------------------------------------------
-    def describe_diff(self, other: ArchConfig) -> list[str]:
-        """What changes going from `other` to `self`, in words (empty when identical)."""
+    def describe_diff(self, other: ArchConfig, *, ignore: Collection[str] = ()) -> list[str]:
+        """What changes going from `other` to `self`, in words (empty when identical). Fields in
+        `ignore` are left out: names and change counts pass SIZED_BY_DATA, while a layer diff
+        (the Summary page) keeps the output size, which really is a different layer there."""
         out: list[str] = []
         for f in fields(self):
             old, new = getattr(other, f.name), getattr(self, f.name)
-            if old == new:
+            if old == new or f.name in ignore:
                 continue
             if f.name in _PER_STAGE_WORDS and len(old) == len(new):
                 for i, (a, b) in enumerate(zip(old, new), start=1):
@@ -135,17 +138,95 @@ class ArchConfig(ConfigBase):
                 out.append(f"{f.name.replace('_', ' ')}: {_word(old)} → {_word(new)}")
         return out
 
+    def closest_preset(self) -> tuple[str, list[str]]:
+        """The preset this config differs least from, and how, in words; the class count (any
+        SIZED_BY_DATA field) is not a difference. A tie goes to a preset with the same class
+        count, then to the one listed first (resnet34)."""
+        diffs = {name: self.describe_diff(p, ignore=SIZED_BY_DATA) for name, p in PRESETS.items()}
+        name = min(diffs, key=lambda n: (len(diffs[n]), PRESETS[n].num_classes != self.num_classes))
+        return name, diffs[name]
+
     def short_name(self) -> str:
-        for name, preset in PRESETS.items():
-            if preset == self:
-                return name
-        return f"custom ({len(self.describe_diff(BASELINE))} changes from resnet34)"
+        """"resnet34"; "resnet34 · 10 classes" (a preset sized for other data); or "custom
+        (2 changes from resnet34)", counted from the closest preset without the class count."""
+        name, changes = self.closest_preset()
+        if changes:
+            n = len(changes)
+            return f"custom ({n} change{'' if n == 1 else 's'} from {name})"
+        if self.num_classes != PRESETS[name].num_classes:
+            n = self.num_classes
+            return f"{name} · {n} class{'' if n == 1 else 'es'}"
+        return name
+
+    def short_diff(self, other: ArchConfig | None = None) -> str:
+        """Terse legend text of what differs from `other` (default: resnet34), from the option
+        tables' short labels: "silu, dw stage 3", "se r16", "blocks 2-2-2-2". SIZED_BY_DATA
+        fields are not a difference; with nothing else different it is the other's preset
+        name ("resnet34"), or "base" for a custom other."""
+        other = BASELINE if other is None else other
+        parts = []
+        names = [*_SHORT, *(f.name for f in fields(self) if f.name not in _SHORT)]
+        for name in names:
+            new, old = getattr(self, name), getattr(other, name)
+            if new != old and name not in SIZED_BY_DATA:
+                text = _SHORT.get(name, _short_generic(name))(new, old)
+                if text:
+                    parts.append(text)
+        if parts:
+            return ", ".join(parts)
+        name, changes = other.closest_preset()
+        return "base" if changes else name
 
 
 _PER_STAGE_WORDS = {
     "blocks": lambda a, b: f"{a} → {b} blocks",
     "widths": lambda a, b: f"width {a} → {b}",
     "depthwise": lambda a, b: "depthwise-separable convs " + ("on" if b else "off"),
+}
+
+
+def _dash(values: tuple[Any, ...]) -> str:
+    return "-".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _depthwise_short(new: tuple[bool, ...], old: tuple[bool, ...]) -> str:
+    on = [i for i, flag in enumerate(new, start=1) if flag]
+    if on == [i for i, flag in enumerate(old, start=1) if flag]:
+        return ""  # only the stage count changed, which `blocks` already says
+    if not on:
+        return "no dw"
+    if len(on) == len(new) > 1:
+        return "dw all"
+    return f"dw stage {on[0]}" if len(on) == 1 else "dw stages " + "+".join(map(str, on))
+
+
+def _short_generic(name: str) -> Any:
+    """A field without its own entry in _SHORT (one added later): its name and new value."""
+    label = name.replace("_", " ")
+    return lambda new, old: f"{label} {_dash(new) if isinstance(new, tuple) else _word(new)}"
+
+
+# Legend text of one field's new value (short_diff), from the option tables where they exist;
+# in this order: what a block computes first, then where and how deep, then the rest.
+_SHORT: dict[str, Any] = {
+    "activation": lambda new, old: ACTIVATIONS[new].short,
+    "leaky_slope": lambda new, old: f"slope {new:g}",
+    "norm": lambda new, old: "no norm" if NORMS[new].module is None else f"norm {NORMS[new].short}",
+    "norm_groups": lambda new, old: f"{new} groups",
+    "se_reduction": lambda new, old: f"se r{new}" if new else "no se",
+    "depthwise": _depthwise_short,
+    "block": lambda new, old: BLOCKS[new].short,
+    "shortcut": lambda new, old: f"shortcut {new}",
+    "stem": lambda new, old: f"{STEMS[new].short} stem",
+    "stem_width": lambda new, old: f"stem {new}",
+    "blocks": lambda new, old: f"blocks {_dash(new)}",
+    "widths": lambda new, old: f"widths {_dash(new)}",
+    "width_multiplier": lambda new, old: f"width ×{new:g}",
+    "dropout": lambda new, old: f"dropout {new:g}",
+    "drop_path": lambda new, old: f"drop path {new:g}",
+    "zero_init_last": lambda new, old: "zero-init last" if new else "no zero-init",
+    "head_hidden": lambda new, old: f"head {new}" if new else "head fc",
+    "in_channels": lambda new, old: f"{new} channel{'' if new == 1 else 's'}",
 }
 
 
@@ -193,6 +274,10 @@ def _check_field_values(cfg: ArchConfig) -> list[str]:
 def _either(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
+
+# Fields the dataset decides when training starts (the output layer follows the class count):
+# a different value is not a design change, so names, legends and diff columns ignore it.
+SIZED_BY_DATA = ("num_classes",)
 
 # ----- presets ---------------------------------------------------------------------------
 BASELINE = ArchConfig()
@@ -246,5 +331,5 @@ def _parse_query_value(raw: str, name: str) -> Any:
 
 __all__ = [
     "BASELINE", "PRESETS", "ArchConfig", "MAX_STAGES", "MAX_BLOCKS_PER_STAGE", "MAX_WIDTH",
-    "MAX_CLASSES", "MAX_PARAMS",
+    "MAX_CLASSES", "MAX_PARAMS", "SIZED_BY_DATA",
 ]

@@ -6,13 +6,26 @@ run store and its supervisor processes (runs/) can use it without loading torch.
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .errors import ConfigError
 
-__all__ = ["DEVICE_CHOICES", "resolve_device", "device_kind", "gpu_count", "describe_devices"]
+__all__ = ["DEVICE_CHOICES", "resolve_device", "device_kind", "device_queue", "gpu_count",
+           "describe_devices"]
 
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+class DeviceNames(tuple):
+    """The device names a config offers (iterating: what a picker lists) and accepts (`in`):
+    those, and "cuda:N", one GPU of several (a sweep spreads its runs over them)."""
+
+    def __contains__(self, name: object) -> bool:
+        return tuple.__contains__(self, name) or (
+            isinstance(name, str) and re.fullmatch(r"cuda:[0-9]{1,2}", name) is not None)
+
+
+DEVICE_CHOICES = DeviceNames(("auto", "cuda", "mps", "cpu"))
 
 
 def mps_available() -> bool:
@@ -25,8 +38,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError(f"device must be one of {', '.join(DEVICE_CHOICES)} (got {name!r})")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for, but no CUDA GPU is visible to PyTorch")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for, but no CUDA GPU is visible to PyTorch")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} was asked for, but PyTorch sees "
+                          f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     if name == "mps" and not mps_available():
         raise ConfigError("device 'mps' was asked for, but Apple MPS is not available")
     return torch.device(name)
@@ -35,6 +51,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 def device_kind(name: str = "auto") -> str:
     """"cuda", "mps" or "cpu": the queue a run on device `name` waits in."""
     return resolve_device(name).type
+
+
+def device_queue(name: str = "auto") -> str:
+    """The queue a run on device `name` waits in: its kind, or "cuda:N" for one given GPU."""
+    kind = device_kind(name)
+    return name if name.startswith("cuda:") else kind
 
 
 def gpu_count() -> int:

@@ -14,10 +14,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line", "TMP_SUFFIX"]
+try:  # POSIX only; elsewhere `exclusive_lock` serialises nothing
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line",
+           "exclusive_lock", "TMP_SUFFIX"]
 
 # Leftovers of a killed writer end with this suffix; readers and listings skip them.
 TMP_SUFFIX = ".tmp"
@@ -85,6 +93,21 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing) for the block, waiting for it:
+    read-modify-write sequences of several files (a run id and its marker, a sweep's
+    runs.json) then do not interleave between threads, sessions or processes. The kernel
+    drops the lock when the holder dies, so a crash never leaves it taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync_dir(folder: Path) -> None:

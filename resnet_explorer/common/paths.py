@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home_dir", "runs_dir", "weights_dir", "data_dir", "HOME_ENV", "REPO_ROOT"]
+__all__ = ["home_dir", "runs_dir", "weights_dir", "data_dir", "sweeps_dir", "HOME_ENV", "REPO_ROOT"]
 
 HOME_ENV = "RESNET_EXPLORER_HOME"
 # The checkout: the default home, and the working directory of `python -m resnet_explorer…`
@@ -34,3 +34,7 @@ def weights_dir() -> Path:
 
 def data_dir() -> Path:
     return home_dir() / "data"
+
+
+def sweeps_dir() -> Path:
+    return home_dir() / "sweeps"

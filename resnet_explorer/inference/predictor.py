@@ -1,10 +1,14 @@
 """Predictor: uploaded bytes → top-k classes and a Grad-CAM overlay, for one model.
 
 A Predictor is built once per model file (the page caches it with st.cache_resource)
-and shared by every session, so it is immutable after construction: the network is in
+and shared by every session, so it does not change after construction: the network is in
 eval mode with gradients switched off for its parameters, and nothing later changes
-either. Plain prediction runs under `torch.inference_mode`; Grad-CAM differentiates
-only the head (see gradcam.py), so concurrent calls never share autograd state.
+either. The one exception is made once, under a lock: top-k's ONNX Runtime session, created
+on the first plain prediction (exported, or read from the cache next to a stored model; see
+onnx_engine.py), so a Predictor used only for Grad-CAM never exports. Without onnxruntime,
+on a GPU, or when the export fails, top-k runs in PyTorch under `torch.inference_mode`, and
+`engine_note` says why. Grad-CAM needs gradients and always runs in PyTorch; it
+differentiates only the head (see gradcam.py), so concurrent calls never share autograd state.
 
 Preprocessing is torchvision's evaluation transform, driven by the sidecar: resize the
 shorter side to `resize` (bilinear, antialiased), center-crop `size`×`size`, scale to
@@ -17,8 +21,11 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import logging
 import math
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,23 +39,30 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..analysis.summary import analyze
 from ..arch.model import ResNet
-from ..common.errors import ImageRejected, InputSizeError
+from ..common.csvcells import spreadsheet_safe as _cell  # file names are user-chosen
+from ..common.errors import ImageRejected, InputSizeError, ModelError
 from ..datasets.imaging import decode_image
 from ..datasets.transforms import resize_center_crop
 from ..models import store
 from ..models.card import ModelCard
 from ..models.pretrained import RESNET34_IMAGENET, PretrainedSpec, imagenet_model, imagenet_sidecar
 from . import gradcam
+from .onnx_engine import ENGINES, OnnxRunner, cache_dir_for, load_onnxruntime, onnx_runner
 
 __all__ = ["TopK", "FileResult", "Predictor", "fold_batch_norms", "results_csv", "MAX_FILES",
            "MAX_BATCH"]
 
 MAX_FILES = 64  # per request: a bound on the work one person can ask of a shared server
 MAX_BATCH = 32  # images per forward pass
+# Pillow lets go of the GIL while it decodes and resizes, so two threads halve that part of a
+# batch on two cores; more would take cores from the other sessions of a shared server.
+PREPARE_THREADS = 2
 CHANNELS_LAST_MIN_BATCH = 8
 # Largest single activation of one batch. A wide network on a large input (a 512-pixel
 # CIFAR-stem model keeps full resolution) gets smaller batches instead of exhausting memory.
 BATCH_ACTIVATION_BYTES = 256 * 2**20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,9 +130,17 @@ def _max_batch(card: ModelCard) -> int:
 
 
 class Predictor:
-    def __init__(self, model: ResNet, card: ModelCard, device: torch.device | str = "cpu"):
+    """`engine` chooses top-k's engine: "auto" (ONNX Runtime where it can be imported and the
+    device is the CPU, else PyTorch), "onnx" (ONNX Runtime or an error) or "torch".
+    `onnx_cache` is the folder of cached exports (from_store passes weights/.onnx); without
+    one the export is kept in memory only."""
+
+    def __init__(self, model: ResNet, card: ModelCard, device: torch.device | str = "cpu", *,
+                 engine: str = "auto", onnx_cache: Path | None = None):
         if model.cfg != card.arch:
             raise ValueError("the network's architecture differs from its sidecar's")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
         self.card = card
         self.device = torch.device(device)
         model = fold_batch_norms(model).to(self.device)
@@ -127,19 +149,57 @@ class Predictor:
         self._model = model
         self._scale, self._shift = card.preprocess.normalizer(self.device)
         self.max_batch = _max_batch(card)
+        self._onnx_cache = onnx_cache
+        self._engine_lock = threading.Lock()
+        self._runner: OnnxRunner | None = None
+        self._ort, self.engine_note = None, ""
+        if engine != "torch":
+            self._ort, self.engine_note = load_onnxruntime()
+            if self._ort is None and engine == "onnx":
+                raise ModelError(self.engine_note)
+            if self._ort is not None and engine == "auto" and self.device.type != "cpu":
+                self._ort, self.engine_note = None, f"the model runs on {self.device.type}"
+            if self.engine_note:
+                log.info("%s: top-k runs in PyTorch: %s", card.name, self.engine_note)
+        self._strict = engine == "onnx"
 
     # ----- construction ----------------------------------------------------------------
     @classmethod
     def from_store(cls, name: str, weights_dir: Path | None = None,
-                   device: torch.device | str = "cpu") -> Predictor:
+                   device: torch.device | str = "cpu", *, engine: str = "auto") -> Predictor:
         model, sidecar = store.load_model(name, weights_dir)
-        return cls(model, ModelCard.from_sidecar(sidecar), device)
+        return cls(model, ModelCard.from_sidecar(sidecar), device, engine=engine,
+                   onnx_cache=cache_dir_for(weights_dir))
 
     @classmethod
     def imagenet(cls, spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
-                 download: bool = True, device: torch.device | str = "cpu") -> Predictor:
+                 download: bool = True, device: torch.device | str = "cpu", *,
+                 engine: str = "auto") -> Predictor:
+        # Exported in memory, once per process: the checkpoint has no store hash to key on.
         model = imagenet_model(spec, weights_dir, download)
-        return cls(model, ModelCard.from_sidecar(imagenet_sidecar(spec)), device)
+        return cls(model, ModelCard.from_sidecar(imagenet_sidecar(spec)), device, engine=engine)
+
+    @property
+    def engine(self) -> str:
+        """The engine top-k runs on: "onnx" or "torch" (after a failed export, "torch")."""
+        return "onnx" if self._ort is not None else "torch"
+
+    def _onnx(self) -> OnnxRunner | None:
+        """The ONNX Runtime session, created on first use; None where PyTorch runs top-k."""
+        if self._runner is not None or self._ort is None:
+            return self._runner
+        with self._engine_lock:
+            if self._runner is None and self._ort is not None:
+                try:
+                    self._runner = onnx_runner(self._ort, self._model, self.card,
+                                               self._onnx_cache)
+                except Exception as exc:  # any failure: PyTorch gives the same answers
+                    if self._strict:
+                        raise
+                    self._ort, self.engine_note = None, f"ONNX export failed ({exc})"
+                    log.warning("%s: top-k runs in PyTorch: %s", self.card.name,
+                                self.engine_note)
+        return self._runner
 
     @property
     def name(self) -> str:
@@ -161,17 +221,30 @@ class Predictor:
             image = image.convert(self.image_mode)
         return resize_center_crop(image, pre.resize, pre.size)
 
-    def to_input(self, crops: Sequence[Image.Image]) -> torch.Tensor:
-        """Prepared crops → normalised (N, C, H, W) float tensor on the device."""
+    def to_input(self, crops: Sequence[Image.Image],
+                 channels_last: bool | None = None) -> torch.Tensor:
+        """Prepared crops → normalised (N, C, H, W) float tensor on the device; channels_last
+        memory for PyTorch batches from CHANNELS_LAST_MIN_BATCH on unless told otherwise."""
         arrays = [np.asarray(c, dtype=np.uint8) for c in crops]
         batch = torch.from_numpy(np.stack([a[..., None] if a.ndim == 2 else a for a in arrays]))
         # NHWC → NCHW as a view is channels_last in memory. Measured on CPU (oneDNN, ResNet34,
         # 224 px): channels_last is ~15% faster from 8 images on, ~25% slower for one image;
-        # so small batches are made contiguous (cheap while still uint8).
+        # so small batches are made contiguous (cheap while still uint8). ONNX Runtime takes
+        # plain NCHW.
         x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        if x.shape[0] < CHANNELS_LAST_MIN_BATCH:
+        if channels_last is None:
+            channels_last = x.shape[0] >= CHANNELS_LAST_MIN_BATCH
+        if not channels_last:
             x = x.contiguous()
         return torch.addcmul(self._shift, x.float(), self._scale)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output for a preprocessed batch, from the top-k engine."""
+        runner = self._onnx()
+        if runner is not None:
+            return torch.from_numpy(runner(x.cpu().numpy()))
+        with torch.inference_mode():
+            return self._model(x)
 
     # ----- prediction ------------------------------------------------------------------
     def _run(self, crops: Sequence[Image.Image], k: int,
@@ -181,9 +254,8 @@ class Predictor:
         for start in range(0, len(crops), self.max_batch):
             chunk = crops[start:start + self.max_batch]
             if not cam:
-                with torch.inference_mode():
-                    logits = self._model(self.to_input(chunk))
-                out.extend((top, None) for top in self._topk(logits, k))
+                x = self.to_input(chunk, channels_last=False if self._ort is not None else None)
+                out.extend((top, None) for top in self._topk(self.logits(x), k))
                 continue
             x = self.to_input(chunk)
             # One forward pass gives both: the logits come from the differentiated head.
@@ -207,37 +279,47 @@ class Predictor:
 
         `uploads` are (name, bytes) pairs or objects with .name and .getvalue() (Streamlit's
         UploadedFile, camera input). Each bad file becomes a result with `error` set and
-        the others are still classified. Files are decoded one at a time and only the small
-        prepared crop is kept, so many large photos never sit in memory together.
+        the others are still classified. At most PREPARE_THREADS files are decoded at a time
+        and only the small prepared crop is kept, so many large photos never sit in memory
+        together.
         """
         slots: list[FileResult] = []
-        crops: list[tuple[int, Image.Image]] = []
+        accepted: list[tuple[int, str, Any]] = []
         for i, item in enumerate(uploads):
             name, data = item if isinstance(item, tuple) else (item.name, item.getvalue())
             if i >= MAX_FILES:
                 slots.append(FileResult(str(name), error=f"{name}: not classified; at most "
                                         f"{MAX_FILES} files are classified at once"))
                 continue
-            try:
-                decoded = decode_image(data, mode=self.image_mode, name=str(name))
-            except ImageRejected as exc:
-                slots.append(FileResult(str(name), error=str(exc)))
-                continue
-            crops.append((len(slots), self.prepare(decoded)))
-            del decoded  # the full-size image is not needed any more
+            accepted.append((len(slots), str(name), data))
             slots.append(FileResult(str(name)))
+        workers = min(PREPARE_THREADS, len(accepted))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                prepared = list(pool.map(self._decode_and_prepare, accepted))
+        else:
+            prepared = [self._decode_and_prepare(upload) for upload in accepted]
+        crops: list[tuple[int, Image.Image]] = []
+        for (slot, name, _), (crop, error) in zip(accepted, prepared):
+            if crop is None:
+                slots[slot] = FileResult(name, error=error)
+            else:
+                crops.append((slot, crop))
         if crops:
             outcomes = self._run([c for _, c in crops], k, cam)
             for (slot, crop), (top, overlay) in zip(crops, outcomes):
                 slots[slot] = FileResult(slots[slot].name, crop.convert("RGB"), top, overlay)
         return slots
 
-
-def _cell(value: Any) -> Any:
-    # Spreadsheets run cells starting with = + - @ as formulas; file names are user-chosen.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    def _decode_and_prepare(self, upload: tuple[int, str, Any]) -> tuple[Image.Image | None, str]:
+        """(the prepared crop, "") or (None, why the file is refused); the full-size image is
+        dropped as soon as it is cropped."""
+        _, name, data = upload
+        try:
+            decoded = decode_image(data, mode=self.image_mode, name=name)
+        except ImageRejected as exc:
+            return None, str(exc)
+        return self.prepare(decoded), ""
 
 
 def results_csv(results: Sequence[FileResult]) -> str:

@@ -5,6 +5,11 @@ before any tensor is looked at: the architecture through ArchConfig's own valida
 one class name per output, an input size the architecture takes, finite normalisation
 statistics. Extra keys are tolerated (a newer writer may add some); missing or wrong
 ones are refused with one sentence each.
+
+`render_card` writes the card a person reads (Markdown): what the network is in words, the
+data, the preprocessing, the accuracy of this model and of the run, and the file's hash.
+What the parser does not check (metrics, train, dates) may hold anything an upload put
+there, so every such value is formatted through a guard that falls back to "—".
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ from typing import Any
 
 from ..arch.config import ArchConfig
 from ..common.errors import ModelError, UserError
+from ..common.filevalues import finite_number as _number
+from ..common.filevalues import fraction as _fraction
 from ..datasets.transforms import Preprocess
 
-__all__ = ["FORMAT", "MODEL_SOURCES", "MAX_MODEL_SIDE", "ModelCard", "check_model_name"]
+__all__ = ["FORMAT", "MODEL_SOURCES", "MAX_MODEL_SIDE", "ModelCard", "check_model_name",
+           "render_card", "size_text", "BEST", "LAST"]
 
 FORMAT = "resnet-explorer/1"
 MODEL_SOURCES = ("trained", "imported", "imagenet")
 # Input side of a stored model, and so of training: larger inputs cost a shared server too much.
 MAX_MODEL_SIDE = 512
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# metrics["role"] of a trained model: the run's best epoch or its last one.
+BEST, LAST = "best", "last"
+NONE = "—"  # what a card shows for a value that is absent or not what it should be
 
 
 def check_model_name(name: Any) -> str:
@@ -100,7 +111,9 @@ class ModelCard:
     def summary(self) -> str:
         """One line for a picker: architecture, classes, input size, best metric."""
         c, s = self.preprocess.channels, self.preprocess.size
-        parts = [self.arch.short_name(), f"{len(self.class_names)} classes", f"{c}×{s}×{s}"]
+        preset, changes = self.arch.closest_preset()
+        network = self.arch.short_name() if changes else preset  # the class count comes next
+        parts = [network, f"{len(self.class_names)} classes", f"{c}×{s}×{s}"]
         if self.accuracy is not None:
             parts.append(f"val acc {self.accuracy:.1%}")
         return " · ".join(parts)
@@ -111,16 +124,20 @@ class ModelCard:
 
     @property
     def accuracy(self) -> float | None:
-        """The best validation accuracy the sidecar records, or None where it records none that
-        is a fraction: the sidecar may come from an upload, and this reaches formatting."""
-        acc = self.metrics.get("best_val_acc", self.metrics.get("val_acc"))
-        if isinstance(acc, bool) or not isinstance(acc, (int, float)):
-            return None
-        try:
-            acc = float(acc)
-        except OverflowError:  # an integer of hundreds of digits
-            return None
-        return acc if 0.0 <= acc <= 1.0 else None  # NaN fails both comparisons
+        """This model's own validation accuracy (a "-last" model's is its last epoch's, not the
+        run's best), else the best one recorded; None where none is a fraction: the sidecar
+        may come from an upload, and this reaches formatting."""
+        own = _fraction(self.metrics.get("val_acc"))
+        return own if own is not None else _fraction(self.metrics.get("best_val_acc"))
+
+    @property
+    def dataset(self) -> str:
+        """The dataset it was trained on, as recorded ("" when unknown)."""
+        for where in (self.metrics, self.train or {}):
+            text = _text(where.get("dataset"), 60)
+            if text:
+                return text
+        return ""
 
 
 def _class_names(raw: Any, arch: ArchConfig | None) -> tuple[str, ...]:
@@ -161,3 +178,131 @@ def _preprocess(data: dict[str, Any], arch: ArchConfig | None) -> Preprocess:
     if min(stats[1]) <= 0:
         raise ModelError("normalization std must be positive")
     return Preprocess(channels=c, size=h, resize=resize, mean=stats[0], std=stats[1])
+
+
+# ----- the card a person reads ---------------------------------------------------------------
+def render_card(card: ModelCard, *, sha256: str = "", size_bytes: int | None = None,
+                sha_computed: bool = False) -> str:
+    """The model card as Markdown. `sha256` is the weights' hash (the sidecar's, or computed
+    now for an older sidecar without one: `sha_computed`)."""
+    m, train = card.metrics, card.train or {}
+    preset, changes = card.arch.closest_preset()
+    rows = [
+        ("Model", f"`{card.name}`" + (f" — {_role_words(m)}" if _role_words(m) else "")),
+        ("Architecture", _md(card.arch.short_name())),
+        (f"Differences from {preset}", _md("; ".join(changes)) if changes else "none"),
+        ("Parameters", _whole_text(m.get("params"))),
+        ("Dataset", _md(card.dataset) or NONE),
+        ("Classes", _classes(card.class_names)),
+        ("Input", _input_words(card.preprocess)),
+        ("Validation accuracy (this model)", _acc_at(m.get("val_acc"), m.get("epoch"))),
+        ("Best validation accuracy", _acc_at(m.get("best_val_acc"), m.get("best_epoch"))),
+        ("Last validation accuracy", _last_words(m)),
+        ("Epochs trained", _epochs_words(m, train)),
+        ("Created", _md(_text(card.created, 40)) or NONE),
+        ("Source", _md(card.provenance().removeprefix("source: "))),
+        ("Weights file", _file_words(card.name, size_bytes)),
+        ("SHA-256", (f"`{sha256}`" + (" (computed now: the sidecar records none)"
+                                      if sha_computed else "")) if sha256 else NONE),
+    ]
+    lines = [f"# Model card: `{card.name}`", "", "| | |", "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _role_words(m: dict[str, Any]) -> str:
+    role = m.get("role")
+    if role == BEST:
+        return "the run's best epoch"
+    if role == LAST:
+        return "the run's last epoch"
+    return ""
+
+
+def _last_words(m: dict[str, Any]) -> str:
+    if m.get("role") == LAST:
+        return _acc_at(m.get("val_acc"), m.get("epoch"))
+    return _acc_at(m.get("last_val_acc"), m.get("last_epoch"))
+
+
+def _epochs_words(m: dict[str, Any], train: dict[str, Any]) -> str:
+    """Epochs the run trained (a best model's sidecar learns them when the run ends) of those
+    planned."""
+    done = m.get("epoch") if m.get("role") == LAST else m.get("last_epoch", m.get("epoch"))
+    planned = _whole(train.get("epochs"))
+    return _epoch_text(done) + ("" if planned is None else f" of {planned:,}")
+
+
+def _classes(names: tuple[str, ...], shown: int = 12) -> str:
+    listed = ", ".join(_md(n) or "(empty)" for n in names[:shown])
+    more = f", … ({len(names) - shown:,} more)" if len(names) > shown else ""
+    return f"{len(names):,}: {listed}{more}"
+
+
+def _input_words(pre: Preprocess) -> str:
+    crop = (f"shorter side resized to {pre.resize} px, centre crop {pre.size}×{pre.size}"
+            if pre.resize != pre.size else f"resized to {pre.size}×{pre.size}")
+    stats = (f"mean ({', '.join(f'{v:.4g}' for v in pre.mean)}), "
+             f"std ({', '.join(f'{v:.4g}' for v in pre.std)})")
+    kind = "grayscale" if pre.channels == 1 else "RGB"
+    return (f"{pre.channels}×{pre.size}×{pre.size} {kind}; {crop}; "
+            f"pixels/255 normalised with {stats}")
+
+
+def _file_words(name: str, size_bytes: int | None) -> str:
+    size = f", {size_text(size_bytes)}" if isinstance(size_bytes, int) else ""
+    return f"`{name}.safetensors`{size}"
+
+
+def size_text(size: float) -> str:
+    """A file size for people: "512 bytes", "3.4 kB", "81.4 MB", "1.2 GB" (steps of 1024)."""
+    if size < 1024:
+        return f"{int(size)} bytes"
+    for unit in ("kB", "MB"):
+        size /= 1024
+        if size < 1024:
+            return f"{size:,.1f} {unit}"
+    return f"{size / 1024:,.1f} GB"
+
+
+def _acc_at(acc: Any, epoch: Any) -> str:
+    value = _fraction(acc)
+    if value is None:
+        return NONE
+    at = _epoch_text(epoch)
+    return f"{value:.2%}" + (f" (epoch {at})" if at != NONE else "")
+
+
+def _whole(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number >= 0 and number.is_integer() else None
+
+
+def _whole_text(value: Any) -> str:
+    number = _whole(value)
+    return NONE if number is None else f"{number:,}"
+
+
+def _epoch_text(value: Any) -> str:
+    """Whole epochs as "8"; a time-budget stop's fraction as "2.35"."""
+    number = _number(value)
+    if number is None or number < 0:
+        return NONE
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+
+
+def _text(value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        return ""
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+# Inline markup inside a table cell: emphasis, code, links/images, HTML, the cell border, and
+# Streamlit's LaTeX ($) and coloured text (:red[…] needs the bracket).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~$])")
+
+
+def _md(text: str) -> str:
+    """Untrusted text as literal Markdown in a table cell: one line, markup escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))

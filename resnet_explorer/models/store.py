@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,15 @@ from ..arch.model import build_model
 from ..arch.weights import check_state_dict
 from ..common.errors import ModelError, UserError, WeightsMismatch
 from ..common.fileio import atomic_write_bytes, atomic_write_json
+from ..common.paths import runs_dir as default_runs_dir
 from ..common.paths import weights_dir as default_weights_dir
 from ..common.schema import parse_json_object
-from .card import FORMAT, ModelCard, check_model_name
+from .card import FORMAT, ModelCard, check_model_name, render_card, size_text
 
 __all__ = ["save_model", "load_model", "model_files", "read_sidecar", "MAX_SIDECAR_BYTES",
-           "ModelInfo", "list_models", "read_model_card", "rename_model", "delete_model"]
+           "ModelInfo", "list_models", "read_model_card", "rename_model", "delete_model",
+           "delete_models", "update_metrics", "weights_sha256", "card_markdown", "folder_usage",
+           "disk_used", "MODEL_SORTS", "sort_models"]
 
 MAX_SIDECAR_BYTES = 4 * 2**20  # 1000 ImageNet class names are ~30 kB; anything near this is wrong
 
@@ -190,6 +194,46 @@ def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:
     return sorted(found, key=lambda m: (-m.modified_ns, m.name))
 
 
+# How the Models page can order the store. Unknown values (no card, no accuracy) sort lowest;
+# a date that is not ISO-8601 falls back to the file's.
+MODEL_SORTS = ("date", "accuracy", "size", "name", "dataset", "run")
+
+
+def sort_models(models: list[ModelInfo], by: str = "date",
+                descending: bool = True) -> list[ModelInfo]:
+    """The models ordered by one of MODEL_SORTS (ties by name); ValueError for another key."""
+    if by not in MODEL_SORTS:
+        raise ValueError(f"unknown sort key {by!r}")
+
+    def key(m: ModelInfo) -> tuple[Any, ...]:
+        card = m.card
+        value: Any = {
+            "date": _date_key(m),
+            "accuracy": card.accuracy if card and card.accuracy is not None else -1.0,
+            "size": m.size_bytes,
+            "name": m.name.lower(),
+            "dataset": card.dataset.lower() if card else "",
+            "run": (card.run_id or "") if card else "",
+        }[by]
+        return (value,)
+
+    ordered = sorted(models, key=lambda m: m.name.lower())  # stable: ties stay by name
+    return sorted(ordered, key=key, reverse=descending)
+
+
+def _date_key(m: ModelInfo) -> float:
+    """When the model was made: the sidecar's date, else the file's."""
+    try:
+        created = _dt.datetime.fromisoformat(m.card.created) if m.card else None
+    except ValueError:
+        created = None
+    if created is not None:
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=_dt.timezone.utc)
+        return created.timestamp()
+    return m.modified_ns / 1e9
+
+
 def rename_model(old: str, new: str, weights_dir: Path | None = None) -> None:
     """Rename both files and the name inside the sidecar; never overwrites another model."""
     old_weights, old_sidecar = model_files(old, weights_dir)
@@ -224,6 +268,85 @@ def delete_model(name: str, weights_dir: Path | None = None) -> None:
     with _disk_errors(f"model {name!r} could not be deleted"):
         weights.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
+
+
+def delete_models(names: list[str], weights_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Delete several models: (deleted names, one sentence per model that was not)."""
+    deleted, problems = [], []
+    for name in names:
+        try:
+            delete_model(name, weights_dir)
+        except UserError as exc:
+            problems.append(str(exc))
+        else:
+            deleted.append(name)
+    return deleted, problems
+
+
+def update_metrics(name: str, changes: Mapping[str, Any], weights_dir: Path | None = None) -> None:
+    """Merge `changes` into a stored model's sidecar metrics (the weights are not touched, so
+    their hash stays valid): what the run learned after saving it, such as its last epoch."""
+    _, sidecar_path = model_files(name, weights_dir)
+    data = read_sidecar(name, weights_dir)
+    data["metrics"] = {**data.get("metrics", {}), **changes}
+    with _disk_errors(f"model {name!r} could not be updated"):
+        atomic_write_json(sidecar_path, data)
+
+
+def weights_sha256(name: str, weights_dir: Path | None = None) -> str:
+    """The SHA-256 of a stored weights file, read in chunks (for sidecars that record none)."""
+    weights, _ = model_files(name, weights_dir)
+    try:
+        with open(weights, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise ModelError(f"model {name!r}: the weights file {weights.name} is missing") from None
+
+
+def card_markdown(name: str, weights_dir: Path | None = None) -> str:
+    """The model card (card.render_card) of a stored model; the hash of an older sidecar
+    without one is computed now and not written back (reading never writes)."""
+    card = read_model_card(name, weights_dir)
+    weights, _ = model_files(name, weights_dir)
+    sha = card.sha256 or weights_sha256(name, weights_dir)
+    try:
+        size: int | None = weights.stat().st_size
+    except OSError:
+        size = None
+    return render_card(card, sha256=sha, size_bytes=size, sha_computed=not card.sha256)
+
+
+# ----- disk used ----------------------------------------------------------------------------
+def folder_usage(folder: Path) -> tuple[int, int]:
+    """(bytes, files) under a folder, from directory entries only (no file is read); links
+    are not followed, and a folder removed while counting counts as empty."""
+    total = files = 0
+    pending = [Path(folder)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    files += 1
+            except OSError:  # removed meanwhile
+                continue
+    return total, files
+
+
+def disk_used(weights_dir: Path | None = None, runs_dir: Path | None = None) -> str:
+    """One line for the Models page: "Disk used: weights/ 170.3 MB (4 files) · runs/ …"."""
+    parts = []
+    for label, folder in (("weights/", weights_dir or default_weights_dir()),
+                          ("runs/", runs_dir or default_runs_dir())):
+        size, files = folder_usage(folder)
+        parts.append(f"{label} {size_text(size)} ({files:,} file{'' if files == 1 else 's'})")
+    return "Disk used: " + " · ".join(parts)
 
 
 @contextmanager

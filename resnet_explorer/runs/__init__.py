@@ -7,14 +7,14 @@ Never imports torch (import-linter holds it): a queued run waits in a small proc
 reading runs costs no torch import. Imports `common` only.
 """
 
-from .launch import cancel_run, resume_run, start_run
+from .launch import cancel_run, delete_run, resume_run, start_run
 from .layout import (ACTIVE, CANCELLED, COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, QUEUED,
                      RUNNING, RunPaths, read_jsonl, read_status, write_status)
 from .reading import RESUMABLE, RunInfo, RunMetrics, get_run, list_runs, log_tail, read_metrics
 
 __all__ = [
-    "RESUMABLE", "RunInfo", "RunMetrics", "cancel_run", "get_run", "list_runs", "log_tail",
-    "read_metrics", "resume_run", "start_run",
+    "RESUMABLE", "RunInfo", "RunMetrics", "cancel_run", "delete_run", "get_run", "list_runs",
+    "log_tail", "read_metrics", "resume_run", "start_run",
     "ACTIVE", "CANCELLED", "COMPLETED", "DIVERGED", "FAILED", "FINISHED", "INTERRUPTED",
     "QUEUED", "RUNNING", "RunPaths", "read_jsonl", "read_status", "write_status",
 ]

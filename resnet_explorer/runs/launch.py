@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..common.errors import ConfigError, RunError
-from ..common.fileio import atomic_write_json, atomic_write_text
-from .layout import (ACTIVE, FAILED, FINISHED, QUEUED, RunPaths, read_launch, read_status,
-                     remove_run_dir, sweep_tombstones, try_lock, write_status)
+from ..common.fileio import atomic_write_json, atomic_write_text, exclusive_lock
+from .layout import (ACTIVE, FAILED, FINISHED, PREPARED, QUEUED, RunPaths, read_launch,
+                     read_status, remove_run_dir, sweep_tombstones, try_lock, write_status)
 from .queue import drop_markers, join_queue, new_marker, queue_root, slots_from_env
 from .reading import RESUMABLE, get_run, is_run_id, run_paths, runs_root, settle
 from .supervisor import launch_supervisor
@@ -30,23 +30,28 @@ if TYPE_CHECKING:  # only annotations: the configs bring torch, and this room ne
     from ..arch.config import ArchConfig
     from ..training.config import TrainConfig
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = ["start_run", "resume_run", "cancel_run"]
+__all__ = ["start_run", "resume_run", "cancel_run", "delete_run"]
 
 DEDUPE_WINDOW_S = 10.0  # a second Start with the same key this soon returns the first run
+EXTERNAL_MESSAGE = "waiting for an external scheduler to run its trainer command"
 
 
 def start_run(arch: ArchConfig, cfg: TrainConfig, *, device: str, runs_dir: Path | None = None,
               weights_dir: Path | None = None, data_dir: Path | None = None, nproc: int = 1,
-              dedupe_key: str | None = None) -> str:
+              dedupe_key: str | None = None, sweep: str = "", modification: str = "",
+              external: bool = False) -> str:
     """Queue a run and launch its supervisor; returns the run id.
 
+    `external=True` only prepares the run folder, in state "prepared", for a trainer someone
+    else starts (a cluster scheduler running `python -m resnet_explorer.train --run-dir …`
+    with the same RESNET_EXPLORER_HOME); no supervisor, and readers leave it as it is.
+
+    `sweep` and `modification` label a run that belongs to an ablation sweep (its id and
+    the modification's name); they are kept in status.json for the pages to group by.
+
     `device` is the queue the run waits in: the kind `cfg.device` resolves to ("cuda",
-    "mps", "cpu"; common.devices.device_kind), resolved by the caller, which has torch.
+    "mps", "cpu"), or "cuda:N" for one given GPU (common.devices.device_queue), resolved by
+    the caller, which has torch.
 
     The same `dedupe_key` within DEDUPE_WINDOW_S returns the run already
     started instead of a second one (a double click on Start), as long as that
@@ -56,8 +61,9 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, device: str, runs_dir: Path
     cfg.check()
     if not 1 <= nproc <= 64:
         raise ConfigError(f"processes must be between 1 and 64 (got {nproc})")
-    if not re.fullmatch(r"[a-z]{1,16}", device):
-        raise ConfigError(f"device queue {device[:40]!r} is not a device kind such as cpu or cuda")
+    if not re.fullmatch(r"[a-z]{1,16}(:[0-9]{1,2})?", device):
+        raise ConfigError(f"device queue {device[:40]!r} is not a device such as cpu, cuda or "
+                          "cuda:1")
     root = runs_root(runs_dir)
     with _launch_lock(root):
         _sweep(root)
@@ -80,10 +86,12 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, device: str, runs_dir: Path
                       "data_dir": str(data_dir) if data_dir else "",
                       "marker": new_marker(run_id)}
             atomic_write_json(paths.launch, launch)
-            write_status(paths, state=QUEUED, message="queued", created=now, queued_at=now,
+            state, message = (PREPARED, EXTERNAL_MESSAGE) if external else (QUEUED, "queued")
+            write_status(paths, state=state, message=message, created=now, queued_at=now,
                          device=device, dataset=cfg.dataset, arch_name=arch.short_name(),
-                         epochs=cfg.epochs)
-            _enqueue_and_launch(paths, launch, fd, resume=False)
+                         epochs=cfg.epochs, sweep=sweep, modification=modification)
+            if not external:
+                _enqueue_and_launch(paths, launch, fd, resume=False)
         finally:
             os.close(fd)  # the supervisor holds its inherited copy of the lock
         if marker_file is not None:
@@ -181,6 +189,30 @@ def cancel_run(run_id: str, runs_dir: Path | None = None, wait_s: float = 2.0) -
     return f"cancelling run {run_id}…"
 
 
+def delete_run(run_id: str, runs_dir: Path | None = None) -> str:
+    """Delete a finished run's folder (its models in the store are the caller's to delete).
+    Refuses a queued or running run with RunError: cancel it first. Returns what happened."""
+    paths = run_paths(run_id, runs_dir)
+    if not paths.dir.is_dir():
+        raise RunError(f"run {run_id} was already removed")
+    try:
+        fd = try_lock(paths.lock, create=False)
+    except FileNotFoundError:  # no lock file: no process ever ran it, so none can hold it
+        fd = -1
+    if fd is None:
+        state = read_status(paths).get("state")
+        if state in FINISHED:  # its supervisor is still exiting and holds the lock a moment
+            raise RunError(f"run {run_id} is just finishing: delete it again in a moment")
+        raise RunError(f"run {run_id} is {state or 'active'}: cancel it before deleting it")
+    try:
+        remove_run_dir(paths)  # under the run's lock: no resume can start meanwhile
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    drop_markers(paths.dir.parent, run_id)
+    return f"deleted run {run_id}"
+
+
 def _deduped_run(marker_file: Path, root: Path) -> str | None:
     """The run a recent identical start created, if that run still exists and is active."""
     try:
@@ -218,11 +250,6 @@ def _digest(key: str) -> str:
 def _launch_lock(root: Path) -> Iterator[None]:
     """Serialises starts (id creation, de-duplication) between sessions and processes."""
     queue_root(root).mkdir(parents=True, exist_ok=True)
-    fd = os.open(queue_root(root) / "launch.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(queue_root(root) / "launch.lock"):
         yield
-    finally:
-        os.close(fd)
 

@@ -29,13 +29,16 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
+    "QUEUED", "RUNNING", "PREPARED", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
     "ACTIVE", "FINISHED", "RunPaths", "read_launch", "read_status", "write_status", "try_lock",
     "lock_is_held", "read_jsonl", "remove_run_dir", "sweep_tombstones",
     "TOMBSTONE_PREFIX",
 ]
 
 QUEUED, RUNNING = "queued", "running"
+# Prepared for a trainer a cluster scheduler starts: neither active (nobody holds its lock
+# yet, and readers must not settle it as interrupted) nor finished.
+PREPARED = "prepared"
 COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED = (
     "completed", "failed", "cancelled", "diverged", "interrupted")
 ACTIVE = (QUEUED, RUNNING)

@@ -48,6 +48,8 @@ class RunInfo:
     eta_s: float | None
     best_model: str | None
     last_model: str | None
+    sweep: str = ""  # the ablation sweep this run belongs to, if any
+    modification: str = ""  # that sweep's modification name ("baseline" included)
 
     @property
     def progress(self) -> float:
@@ -70,7 +72,8 @@ class RunInfo:
                    step=int(s.get("step") or 0), total_steps=int(s.get("total_steps") or 0),
                    best_val_acc=s.get("best_val_acc"), images_per_s=s.get("images_per_s"),
                    eta_s=s.get("eta_s"), best_model=s.get("best_model"),
-                   last_model=s.get("last_model"))
+                   last_model=s.get("last_model"), sweep=str(s.get("sweep") or ""),
+                   modification=str(s.get("modification") or ""))
 
 
 @dataclass

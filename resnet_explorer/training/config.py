@@ -18,12 +18,14 @@ from ..common.schema import ConfigBase, setting
 from ..datasets.catalogue import SOURCES
 from ..models.card import MAX_MODEL_SIDE
 
-__all__ = ["TrainConfig", "QUICK", "OPTIMIZERS", "SCHEDULES", "PRECISIONS", "CHANNELS_LAST"]
+__all__ = ["TrainConfig", "QUICK", "OPTIMIZERS", "SCHEDULES", "PRECISIONS", "CHANNELS_LAST",
+           "COMPILE"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step")
 PRECISIONS = ("auto", "bf16", "fp32")  # auto: bf16 autocast on CUDA, fp32 elsewhere
 CHANNELS_LAST = ("auto", "on", "off")  # auto: on for CUDA
+COMPILE = ("auto", "on", "off")  # auto: on for CUDA
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,20 @@ class TrainConfig(ConfigBase):
                              help="auto: bf16 autocast on CUDA, fp32 elsewhere")
     channels_last: str = setting("auto", "Channels-last", choices=CHANNELS_LAST,
                                  help="memory layout; auto: on for CUDA")
+    compile: str = setting("auto", "Compile", choices=COMPILE,
+                           help="torch.compile, eager if it fails; auto: on for CUDA (on the "
+                                "CPU compiling takes longer than it saves on short runs)")
     seed: int = setting(0, "Seed", 0, 2**31 - 1)
     device: str = setting("auto", "Device", choices=DEVICE_CHOICES,
                           help="auto: CUDA if there is a GPU, then Apple MPS, then the CPU")
     time_budget_s: float = setting(0.0, "Time budget (s, 0 = none)", 0.0, 7 * 24 * 3600.0,
                                    help="stop after this long and keep the model")
     validate_every_epoch: bool = setting(True, "Validate every epoch")
+    # the model store (training/job.py applies the rules when the run ends)
+    keep_last: bool = setting(False, "Also keep the last epoch's model",
+                              help="besides the best epoch's (skipped when they are the same)")
+    keep_min_acc: float = setting(0.0, "Keep no model below this validation accuracy", 0.0, 1.0,
+                                  step=0.05, help="a fraction: 0.9 keeps models of 90 % or more")
 
     # ----- validation --------------------------------------------------------------------
     def validate(self) -> list[str]:

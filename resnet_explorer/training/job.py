@@ -5,9 +5,12 @@
 
 The run directory is the whole interface to the dashboard: configs, status.json
 (state + human message + progress), metrics.jsonl (per logged step and per
-epoch), log.txt and the resumable checkpoint. Models go to the weights store
-as <run>-best and <run>-last. Only rank 0 writes anything. Every way a run can
-end is mapped to one state here, with a message that says what to do next.
+epoch), log.txt and the resumable checkpoint. Models go to the weights store:
+<run>-best after each epoch that improves on the best validation accuracy, and
+<run>-last at the end only with keep_last. When the run ends, a model below
+keep_min_acc is removed (or never written), and status.json says which models
+were kept and why not. Only rank 0 writes anything. Every way a run can end is
+mapped to one state here, with a message that says what to do next.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ..common.errors import RunError, UserError
 from ..common.fileio import append_line, atomic_write_bytes, atomic_write_text
 from ..datasets.loading import load_dataset
 from ..models import store
+from ..models.card import BEST, LAST
 from ..runs.layout import (CANCELLED, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunPaths,
                            read_jsonl, try_lock, write_status)
 from .config import TrainConfig
@@ -103,22 +107,73 @@ class RunRecorder:
         # Best model before the checkpoint: a kill between the two replays this epoch on
         # resume, which re-saves the same best model.
         if "val_acc" in record and trainer.best_epoch == trainer.epoch:
-            self.save(trainer, self.best_name, record)
+            self.save(trainer, self.best_name, record, BEST)
         atomic_write_bytes(self.paths.checkpoint, trainer.checkpoint_bytes())
         write_status(self.paths, durable=False, best_val_acc=trainer.best_val_acc,
                      best_epoch=trainer.best_epoch, epoch=record["epoch"], step=record["step"],
-                     best_model=self.best_name if trainer.best_epoch else None)
+                     best_model=self.best_name if trainer.best_epoch else None,
+                     train_loss=record["train_loss"], elapsed_s=record["elapsed_s"])
 
-    def save(self, trainer: Trainer, name: str, record: dict[str, Any]) -> None:
+    def save(self, trainer: Trainer, name: str, record: dict[str, Any], role: str) -> None:
+        """Store the current weights as `name`; `role` (BEST or LAST) and the epoch's own
+        figures go into the sidecar, so the model's card shows its own accuracy."""
         metrics = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc",
                                           "images_per_s", "elapsed_s") if k in record}
-        metrics.update(best_val_acc=trainer.best_val_acc, dataset=self.cfg.dataset,
+        metrics.update(role=role, best_val_acc=trainer.best_val_acc, best_epoch=trainer.best_epoch,
+                       dataset=self.cfg.dataset,
                        params=sum(p.numel() for p in trainer.model.parameters()))
         sidecar = {"arch": trainer.arch.to_dict(), "train": self.cfg.to_dict(),
                    "class_names": list(trainer.class_names), **trainer.preprocess.to_sidecar(),
                    "metrics": metrics, "run_id": self.paths.run_id, "source": "trained"}
         store.save_model(trainer.model, sidecar, name, self.weights_dir)
         self.log(f"saved model {name} (val acc {record.get('val_acc', float('nan')):.2%})")
+
+    def keep_models(self, trainer: Trainer, final: dict[str, Any] | None) -> dict[str, Any]:
+        """The store rules, applied when the run ends: the best model stays unless it is below
+        keep_min_acc; the last is saved only with keep_last, for a run that finished (`final`:
+        its last epoch's record; None for one that stopped early), and not below the minimum.
+        Returns the status fields saying what was kept and why not."""
+        floor, best_acc = self.cfg.keep_min_acc, trainer.best_val_acc
+        best: str | None = self.best_name
+        kept, notes = [], []
+        if best_acc is None:
+            best = None
+            notes.append("no model kept: the run ended before its first validated epoch")
+        elif best_acc < floor:
+            if store.model_files(best, self.weights_dir)[0].exists():
+                store.delete_model(best, self.weights_dir)
+            best = None
+            notes.append(f"best model not kept: its validation accuracy {best_acc:.2%} is below "
+                         f"the minimum of {floor:.2%}")
+        elif not store.model_files(best, self.weights_dir)[0].exists():
+            best = None
+            notes.append("the best model is no longer in the store (deleted meanwhile)")
+        else:
+            kept.append(best)
+            notes.append(f"kept {best} (best epoch {trainer.best_epoch}, validation accuracy "
+                         f"{best_acc:.2%})")
+            if final is not None:  # its card shows how the run ended
+                store.update_metrics(best, {"last_epoch": final.get("epoch"),
+                                            "last_val_acc": final.get("val_acc")}, self.weights_dir)
+        last = None
+        if self.cfg.keep_last:
+            last_acc = final.get("val_acc") if final is not None else None
+            if final is None:
+                notes.append("no last model: the run did not complete")
+            elif last_acc is not None and last_acc < floor:
+                notes.append(f"last model not kept: its validation accuracy {last_acc:.2%} is "
+                             f"below the minimum of {floor:.2%}")
+            else:
+                self.save(trainer, self.last_name, final, LAST)
+                last = self.last_name
+                kept.append(last)
+                notes.append(f"kept {last} (the last epoch"
+                             + (f", {last_acc:.2%})" if last_acc is not None else ")"))
+        if not kept and best_acc is not None:
+            notes.append("no model was kept")
+        self.log("store: " + "; ".join(notes))
+        return {"best_model": best, "last_model": last, "kept_models": kept,
+                "store_note": "; ".join(notes)}
 
 
 def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_dir: Path | None = None,
@@ -144,10 +199,12 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
                      started=time.time(), device=str(device), world_size=dist.world,
                      epochs=cfg.epochs, message="loading data")
     trainer: Trainer | None = None
+    recorder: RunRecorder | None = None
     try:
         trainer = _prepare(arch, cfg, paths, device, dist, data_root, resume, log)
         if main:
             write_status(paths, total_steps=trainer.total_steps, arch=trainer.arch.to_dict(),
+                         arch_name=trainer.arch.short_name(),  # sized to the data now
                          message=f"training: {trainer.epoch} of {cfg.epochs} epochs done")
         recorder = RunRecorder(paths, cfg, weights_dir, log, trainer) if main else None
         if trainer.epoch >= cfg.epochs:
@@ -160,24 +217,23 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
         if recorder is None:  # not rank 0: rank 0 saves and reports
             return {"state": COMPLETED}
         final = result.last_epoch or _final_record(paths, trainer)
-        recorder.save(trainer, recorder.last_name, final)
+        kept = recorder.keep_models(trainer, final)
         if result.stopped_by == "time":
             done = f"{final['epoch']:.2f} of {cfg.epochs} epochs (stopped by the time budget)"
         else:
             done = f"{trainer.epoch} epochs"
         best = (f"{trainer.best_val_acc:.2%} (epoch {trainer.best_epoch})"
                 if trainer.best_val_acc is not None else "not measured")
-        return _finish(paths, log, COMPLETED, f"{done}, best validation accuracy {best}",
-                       last_model=recorder.last_name, ranks_in_sync=in_sync,
-                       elapsed_s=trainer.elapsed, final=final)
+        return _finish(paths, log, COMPLETED, f"{done}, best validation accuracy {best}; "
+                       f"{kept['store_note']}", ranks_in_sync=in_sync, elapsed_s=trainer.elapsed,
+                       final=final, **kept)
     except Cancelled:
         done = f" after {trainer.epoch} epoch(s)" if trainer else ""
-        return _finish(paths, log, CANCELLED, f"cancelled{done}", main=main)
+        return _finish_early(paths, log, CANCELLED, f"cancelled{done}", main, recorder, trainer)
     except Diverged as exc:
-        return _finish(paths, log, DIVERGED, f"diverged: {exc}; the best model so far is kept",
-                       main=main)
+        return _finish_early(paths, log, DIVERGED, f"diverged: {exc}", main, recorder, trainer)
     except UserError as exc:
-        return _finish(paths, log, FAILED, str(exc), main=main)
+        return _finish_early(paths, log, FAILED, str(exc), main, recorder, trainer)
     except Exception as exc:
         log(traceback.format_exc().rstrip())
         if is_out_of_memory(exc):
@@ -187,7 +243,7 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
                        "narrower network")
         else:
             message = f"failed: {type(exc).__name__}: {exc}"
-        return _finish(paths, log, FAILED, message, main=main)
+        return _finish_early(paths, log, FAILED, message, main, recorder, trainer)
     except BaseException:  # KeyboardInterrupt/SystemExit: the process is being stopped
         _finish(paths, log, INTERRUPTED, "interrupted; resume continues from the last checkpoint",
                 main=main)
@@ -244,6 +300,20 @@ def _final_record(paths: RunPaths, trainer: Trainer) -> dict[str, Any]:
     return {"kind": "epoch", "epoch": trainer.epoch, "step": trainer.step,
             "elapsed_s": trainer.elapsed, "best_val_acc": trainer.best_val_acc,
             "best_epoch": trainer.best_epoch}
+
+
+def _finish_early(paths: RunPaths, log: RunLog, state: str, message: str, main: bool,
+                  recorder: RunRecorder | None, trainer: Trainer | None) -> dict[str, Any]:
+    """A run that stopped before completing: the store rules for what it saved so far (none
+    when it stopped before its first epoch), then its final status."""
+    if recorder is None or trainer is None:  # not rank 0, or it never started training
+        return _finish(paths, log, state, message, main=main)
+    try:
+        kept = recorder.keep_models(trainer, None)
+    except (OSError, UserError) as exc:  # the store refuses (a full disk may be why it failed)
+        log(traceback.format_exc().rstrip())
+        kept = {"store_note": f"the model store could not be tidied: {exc}"}
+    return _finish(paths, log, state, f"{message}; {kept['store_note']}", main=main, **kept)
 
 
 def _finish(paths: RunPaths, log: RunLog, state: str, message: str, main: bool = True,

@@ -7,7 +7,9 @@ failure means) is job.py's job and reaches the loop only through
 
 Per step the host does no synchronising work on an accelerator: losses and
 accuracies accumulate on the device and are read only at log points (about
-once a second), which is also where a NaN/inf loss is detected.
+once a second), which is also where a NaN/inf loss is detected. How the run
+uses its device (autocast, layout, data placement, torch.compile) is decided in
+execution.py.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from ..datasets.loading import ImageData
 from ..datasets.transforms import BatchTransform
 from .config import TrainConfig
 from .dist import Dist
+from .execution import (COMPILE_BACKEND, LOG, Compiler, autocast_dtype, compile_wanted,
+                        configure_backends, holds_data_on_device, use_channels_last)
 
-__all__ = ["Trainer", "Callbacks", "Diverged", "Cancelled", "FitResult", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "Callbacks", "Diverged", "Cancelled", "FitResult", "CHECKPOINT_FORMAT",
+           "autocast_dtype", "use_channels_last"]
 
 CHECKPOINT_FORMAT = "resnet-explorer-checkpoint/1"
 LOG_INTERVAL_S = 1.0
-DEVICE_DATA_FRACTION = 0.25  # hold the dataset on the GPU if it takes at most this share of free memory
 
 
 class Diverged(RuntimeError):
@@ -53,6 +57,7 @@ class Callbacks(Protocol):  # called on rank 0 only
     def should_stop(self) -> str | None: ...  # None, "cancel" or "time"
     def on_step(self, record: dict[str, Any]) -> None: ...
     def on_epoch(self, record: dict[str, Any], trainer: Trainer) -> None: ...
+    def log(self, message: str) -> None: ...  # a line for the run's log
 
 
 @dataclass
@@ -61,20 +66,9 @@ class FitResult:
     stopped_by: str | None  # "time" when the time budget ended the run early
 
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"
-                                   and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return None
-
-
-def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
-    return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
-
-
 class Trainer:
     def __init__(self, arch: ArchConfig, cfg: TrainConfig, data: ImageData, device: torch.device,
-                 dist: Dist | None = None):
+                 dist: Dist | None = None, *, compile_backend: str = COMPILE_BACKEND):
         self.arch, self.cfg, self.device = arch, cfg, device
         self.dist = dist or Dist()
         self.class_names, self.preprocess = data.class_names, data.preprocess
@@ -83,13 +77,21 @@ class Trainer:
         model = build_model(arch).to(device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.model: nn.Module = model
+        self.model: nn.Module = model  # the plain network: state dicts, checkpoints, models
         self.net: nn.Module = self.dist.wrap(model, device)  # DDP wrapper or the model itself
         self.optimizer = make_optimizer(model, cfg)
         self.amp_dtype = autocast_dtype(cfg, device)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
-        self.data = data.to(device) if _fits_on_device(data, device) else data
+        configure_backends(device)
+        # Lines for the run's log: the logging module until fit() is given the run's callbacks.
+        self.log: Callable[[str], None] = LOG.warning
+        # DDP is compiled around (torch's advice: its graph then breaks at bucket boundaries);
+        # evaluation runs on rank 0 alone, on the plain model.
+        self.compiler = Compiler(compile_wanted(cfg, device), compile_backend,
+                                 note=lambda line: self.log(line))
+        self.train_net = self.compiler.wrap(self.net, "training")
+        self.eval_net = self.compiler.wrap(self.model, "evaluation")
+        free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+        self.data = data.to(device) if holds_data_on_device(data.nbytes, device, free) else data
         self.transform = BatchTransform(data.preprocess, data.augment if cfg.augment else None,
                                         device, self.channels_last)
         self.eval_transform = BatchTransform(data.preprocess, None, device, self.channels_last)
@@ -117,6 +119,7 @@ class Trainer:
         # Restored from the final epoch's checkpoint (the run died after it, e.g. while saving
         # the last model): nothing is left to train; report the epoch the checkpoint recorded.
         last, stopped = self.last_record if self.epoch >= self.cfg.epochs else None, None
+        self._log_to(callbacks)
         while self.epoch < self.cfg.epochs and stopped is None:
             stats, stopped = self.train_epoch(callbacks)
             self.epoch += 1
@@ -138,6 +141,7 @@ class Trainer:
     def train_epoch(self, callbacks: Callbacks | None = None) -> tuple[dict[str, Any], str | None]:
         """One pass over this rank's shard; returns epoch statistics and why it stopped early."""
         cfg, epoch = self.cfg, self.epoch
+        self._log_to(callbacks)
         self.net.train()
         # Seeds derived from (seed, epoch, rank): a resumed run replays the same data order,
         # augmentation and dropout as an uninterrupted one.
@@ -156,7 +160,7 @@ class Trainer:
             lr = cfg.lr_at(self.step, self.steps_per_epoch)
             loss, correct = self._step(idx, lr, gen)
             n = idx.numel()
-            loss_acc += loss.detach().double() * n
+            loss_acc.add_(loss, alpha=n)  # one kernel; summed in float64
             correct_acc += correct
             seen_acc += n
             self.step += 1
@@ -195,18 +199,25 @@ class Trainer:
 
     def _step(self, idx: torch.Tensor, lr: float, gen: torch.Generator | None
               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; (loss, correct predictions) as device tensors (no sync)."""
         x = self.data.train_x[idx].to(self.device, non_blocking=True)
         y = self.data.train_y[idx].to(self.device, non_blocking=True)
         x = self.transform.train(x, gen)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self._autocast():
-            logits = self.net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, logits = self.train_net.run(self._forward_backward, x, y)
         self.optimizer.step()
         return loss, (logits.argmax(1) == y).sum()
+
+    def _forward_backward(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Gradients cleared first: a compile failure in backward repeats this eagerly.
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits = net(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        loss.backward()
+        return loss.detach(), logits.detach()
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -215,11 +226,18 @@ class Trainer:
         if self.dist.is_main:
             loss, acc = evaluate_split(self.model, self.eval_transform, self.data.val_x,
                                        self.data.val_y, self.batch * 2, self.device,
-                                       self._autocast)
+                                       self._autocast, forward=self._eval_forward)
         loss, acc = self.dist.agree([loss, acc], dtype=torch.float64)
         if not math.isfinite(loss):
             raise Diverged(f"the validation loss became {loss} after epoch {self.epoch}")
         return loss, acc
+
+    def _eval_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.eval_net.run(lambda net, batch: net(batch), x)
+
+    def _log_to(self, callbacks: Callbacks | None) -> None:
+        if callbacks is not None and self.dist.is_main:
+            self.log = callbacks.log
 
     def _order(self, epoch: int) -> torch.Tensor:
         # DistributedSampler only needs len(); with one process it is a seeded shuffle.
@@ -295,9 +313,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def evaluate_split(model: nn.Module, transform: BatchTransform, x_all: torch.Tensor,
                    y_all: torch.Tensor, batch: int, device: torch.device,
-                   autocast: Callable[[], ContextManager[Any]] = nullcontext
+                   autocast: Callable[[], ContextManager[Any]] = nullcontext, *,
+                   forward: Callable[[torch.Tensor], torch.Tensor] | None = None
                    ) -> tuple[float, float]:
-    """Mean cross-entropy (no smoothing) and accuracy of `model` over a whole split."""
+    """Mean cross-entropy (no smoothing) and accuracy of `model` over a whole split.
+
+    `forward` (the compiled model) runs the full batches; the shorter last batch runs on
+    `model` itself, so a compiled graph sees one input shape and is never recompiled."""
     was_training = model.training
     model.eval()
     loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -307,7 +329,7 @@ def evaluate_split(model: nn.Module, transform: BatchTransform, x_all: torch.Ten
             x = transform.eval(x_all[start:start + batch].to(device, non_blocking=True))
             y = y_all[start:start + batch].to(device, non_blocking=True)
             with autocast():
-                logits = model(x)
+                logits = model(x) if forward is None or len(y) < batch else forward(x)
             loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -321,13 +343,6 @@ def _generator(device: torch.device, seed: int) -> torch.Generator | None:
     except RuntimeError:  # a backend without device generators: use the global RNG
         return None
     return gen.manual_seed(seed)
-
-
-def _fits_on_device(data: ImageData, device: torch.device) -> bool:
-    if device.type != "cuda":
-        return device.type != "cpu"  # cpu: already there; mps: unified memory
-    free, _ = torch.cuda.mem_get_info(device)
-    return data.nbytes <= DEVICE_DATA_FRACTION * free
 
 
 def _metadata(payload: bytes) -> dict[str, str]:
