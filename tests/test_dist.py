@@ -76,6 +76,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 # A gloo collective waits 30 minutes for a peer by default: a rank that dies or a group that
 # never forms must fail the test in bounded time, not hang CI.
 DEADLINE_S = 180
+SOCKET_FAILURES = ("address already in use", "connection reset", "connection refused",
+                   "connection closed", "broken pipe")
 
 
 def free_port() -> int:
@@ -97,7 +99,9 @@ def spawn_ranks(world: int, out: Path) -> None:
                     raise AssertionError(f"the {world} ranks did not finish in {DEADLINE_S} s")
             return
         except mp.ProcessRaisedException as exc:
-            if attempt == 2 or "address already in use" not in str(exc).lower():
+            # Another process on the machine (a parallel test run) may take the port or talk
+            # to it between free_port() and rank 0's bind: retry once on a socket failure only.
+            if attempt == 2 or not any(word in str(exc).lower() for word in SOCKET_FAILURES):
                 raise
         finally:
             for process in context.processes:

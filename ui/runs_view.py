@@ -17,7 +17,8 @@ from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY, drop_stale_choice
 
 REFRESH_S = 1.5
 ICONS = {"completed": "✅", "running": "🏃", "queued": "⏳", "failed": "❌",
-         "diverged": "💥", "cancelled": "🛑", "interrupted": "⚠️", "prepared": "📋"}
+         "diverged": "💥", "cancelled": "🛑", "interrupted": "⚠️", "prepared": "📋",
+         "damaged": "🩹"}
 
 
 def duration(seconds: float | None) -> str:
@@ -88,6 +89,9 @@ def _render(run_id: str, info: RunInfo | None) -> None:
         else:
             flash("success", f"Run {run_id} queued to resume.")
     if info.active:
+        return
+    if info.damaged:  # its model names and configs cannot be trusted: offer none of them
+        st.caption("This run cannot be resumed; delete it on the Compare page.")
         return
     # What the run kept and is still in the store (a model may have been deleted since).
     models, configs = run_files(run_id, runs_dir(), weights_dir())

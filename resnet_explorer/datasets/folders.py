@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,10 +51,28 @@ def resolve_folder(source: str, root: Path, data_path: str) -> Path:
             raise DataError(f"unknown upload {data_path!r}")
         folder = uploads_dir(root) / data_path
     else:
+        if "\0" in data_path:  # the OS cannot even look such a path up (ValueError)
+            raise DataError("the folder path contains a NUL character; type it again")
         folder = _allowed_folder(root, data_path)
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder")
-    return folder.resolve()
+    shown = _shown(folder)
+    try:
+        is_dir = stat.S_ISDIR(folder.stat().st_mode)
+        resolved = folder.resolve()
+    except FileNotFoundError:
+        is_dir = False
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a link loop (3.11)
+        # A typed path can be too long, loop through links or be unreadable: say which.
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise DataError(f"cannot open the folder {shown}: {why}") from None
+    if not is_dir:
+        raise DataError(f"{shown} is not a folder")
+    return resolved
+
+
+def _shown(folder: Path, limit: int = 120) -> str:
+    """A path for a message: a typed one may be thousands of characters long."""
+    text = str(folder)
+    return text if len(text) <= limit else text[: limit // 2] + "…" + text[-limit // 2:]
 
 
 def _allowed_folder(root: Path, data_path: str) -> Path:

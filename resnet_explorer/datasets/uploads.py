@@ -192,6 +192,7 @@ def _layout(candidates: list[tuple[zipfile.ZipInfo, list[str]]], report: UploadR
     split = bool(tops) and tops <= set(SPLIT_NAMES) and {"train", "val"} <= {SPLIT_NAMES[t] for t in tops}
     report.has_split = split
     entries: list[Entry] = []
+    folder_of: dict[str, str] = {}  # stored class name → the zip's folder name it came from
     for (info, _), parts in zip(candidates, paths):
         where = None
         if split and len(parts) > 2 and parts[0].lower() in SPLIT_NAMES:
@@ -199,7 +200,13 @@ def _layout(candidates: list[tuple[zipfile.ZipInfo, list[str]]], report: UploadR
         if len(parts) < 2 or (split and where is None):
             report.outside_class_folder += 1
             continue
-        entries.append((info, where, _safe_component(parts[0])))
+        stored = _safe_component(parts[0])
+        first = folder_of.setdefault(stored, parts[0])
+        if first != parts[0]:  # two classes would silently become one
+            raise DataError(f"the class folders {first[:120]!r} and {parts[0][:120]!r} would both "
+                            f"be stored as {stored[:120]!r} (characters such as ':' become '_', "
+                            "names are cut at 100 characters); rename one of them")
+        entries.append((info, where, stored))
     return entries
 
 

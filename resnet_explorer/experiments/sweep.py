@@ -208,11 +208,9 @@ def sweep_runs(record: SweepRecord, runs_dir: Path | None = None) -> list[SweepR
     root = runs_root(runs_dir)
     out = []
     for slot in record.slots:
-        try:
-            info = get_run(slot.run_id, root)
-        except (TypeError, ValueError, OverflowError) as exc:
-            out.append(SweepRun(slot, None, {}, f"status.json holds a value of the wrong type "
-                                                f"({str(exc)[:80]})"))
+        info = get_run(slot.run_id, root)
+        if info is not None and info.damaged:  # its message says which field is wrong
+            out.append(SweepRun(slot, None, {}, info.message))
             continue
         status = read_status(RunPaths(root / slot.run_id)) if info is not None else {}
         out.append(SweepRun(slot, info, status))

@@ -175,13 +175,11 @@ def _run_row(paths: RunPaths, root: Path, latency_dir: Path | None) -> CompareRo
         return _damaged(run_id, "status.json is unreadable (not a JSON object)")
     try:
         info = get_run(run_id, root)  # settles a dead "running" run as interrupted
-    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(1e400)
-        return _damaged(run_id, f"status.json holds a value of the wrong type ({exc})")
     except OSError as exc:  # e.g. a read-only run folder whose dead run cannot be settled
         return _damaged(run_id, f"the run's status cannot be updated ({exc.strerror or exc})")
     if info is None:
         return None
-    problems: list[str] = []
+    problems: list[str] = [info.message] if info.damaged else []  # which status field is wrong
     arch = _trained_arch(paths, status, problems)
     train = _train_config(paths, problems)
     size = _int(train.get("image_size"))

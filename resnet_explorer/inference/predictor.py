@@ -44,7 +44,7 @@ from ..common.errors import ImageRejected, InputSizeError, ModelError
 from ..datasets.imaging import decode_image
 from ..datasets.transforms import resize_center_crop
 from ..models import store
-from ..models.card import ModelCard
+from ..models.card import MAX_INFERENCE_ACTIVATION_BYTES, ModelCard
 from ..models.pretrained import RESNET34_IMAGENET, PretrainedSpec, imagenet_model, imagenet_sidecar
 from . import gradcam
 from .onnx_engine import ENGINES, OnnxRunner, cache_dir_for, load_onnxruntime, onnx_runner
@@ -59,8 +59,9 @@ MAX_BATCH = 32  # images per forward pass
 PREPARE_THREADS = 2
 CHANNELS_LAST_MIN_BATCH = 8
 # Largest single activation of one batch. A wide network on a large input (a 512-pixel
-# CIFAR-stem model keeps full resolution) gets smaller batches instead of exhausting memory.
-BATCH_ACTIVATION_BYTES = 256 * 2**20
+# CIFAR-stem model keeps full resolution) gets smaller batches instead of exhausting memory;
+# an import refuses a model whose batch of one would already exceed it.
+BATCH_ACTIVATION_BYTES = MAX_INFERENCE_ACTIVATION_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,25 @@ from ..common.filevalues import finite_number as _number
 from ..common.filevalues import fraction as _fraction
 from ..datasets.transforms import Preprocess
 
-__all__ = ["FORMAT", "MODEL_SOURCES", "MAX_MODEL_SIDE", "ModelCard", "check_model_name",
+__all__ = ["FORMAT", "MODEL_SOURCES", "MAX_MODEL_SIDE", "MAX_INFERENCE_ACTIVATION_BYTES",
+           "MAX_INFERENCE_MACS", "ModelCard", "check_model_name", "clean_metrics",
            "render_card", "size_text", "BEST", "LAST"]
 
 FORMAT = "resnet-explorer/1"
 MODEL_SOURCES = ("trained", "imported", "imagenet")
 # Input side of a stored model, and so of training: larger inputs cost a shared server too much.
 MAX_MODEL_SIDE = 512
+# One image's forward pass at a model's own input size, checked before an upload is imported
+# (a file of under 1 MB can describe a network that needs gigabytes: width 2048 at 512×512).
+# The largest activation tensor: inference frees each layer's input after it, so the peak is
+# a few tensors of this size. The predictor sizes its batches by the same figure; every
+# preset passes at MAX_MODEL_SIDE (resnet34-cifar's largest, 64×512×512, is 64 MiB).
+MAX_INFERENCE_ACTIVATION_BYTES = 256 * 2**20
+# Multiply-adds of that pass: resnet34-cifar at 512×512, the costliest preset at the largest
+# side, takes 297 G; a file asking for more is built to stall a shared server.
+MAX_INFERENCE_MACS = 300 * 10**9
+# Metrics a sidecar may hold as text; every other metric must be a finite number.
+TEXT_METRICS = ("role", "dataset")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # metrics["role"] of a trained model: the run's best epoch or its last one.
 BEST, LAST = "best", "last"
@@ -138,6 +150,29 @@ class ModelCard:
             if text:
                 return text
         return ""
+
+
+def clean_metrics(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`metrics` without the values no page can show: (kept, names of those dropped).
+
+    Kept: a finite number within MAX_MAGNITUDE (an accuracy, `*_acc`, from 0 to 1) and short
+    text in TEXT_METRICS. Dropped: a 400-digit integer, 1e400, NaN, text where a number
+    belongs, lists, objects — each would otherwise reach formatting or sorting.
+    """
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in metrics.items():
+        if key in TEXT_METRICS:
+            ok = isinstance(value, str) and len(value) <= 200
+        elif key.endswith("_acc"):
+            ok = _fraction(value) is not None
+        else:
+            ok = _number(value) is not None
+        if ok:
+            kept[key] = value
+        else:
+            dropped.append(key)
+    return kept, dropped
 
 
 def _class_names(raw: Any, arch: ArchConfig | None) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,17 +31,19 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_safetensors
 
+from ..analysis.summary import analyze
 from ..arch.config import ArchConfig
 from ..arch.weights import TransferReport, check_state_dict, expected_tensors, require_layout
-from ..common.errors import ConfigError, ImportRefused, UserError
+from ..common.errors import ConfigError, ImportRefused, InputSizeError, UserError
 from ..common.schema import parse_json_object
 from . import store
-from .card import ModelCard, check_model_name
+from .card import (MAX_INFERENCE_ACTIVATION_BYTES, MAX_INFERENCE_MACS, ModelCard,
+                   check_model_name, clean_metrics, size_text)
 from .pretrained import RESNET34_IMAGENET, imagenet_sidecar, read_checkpoint, transfer_imagenet
 
 __all__ = ["ImportedModel", "read_safetensors",
            "read_torch_file", "prepare_import", "import_model", "import_imagenet_transfer",
-           "MAX_MODEL_BYTES"]
+           "check_inference_cost", "MAX_MODEL_BYTES"]
 
 MAX_MODEL_BYTES = 512 * 2**20
 MAX_HEADER_BYTES = 16 * 2**20
@@ -182,6 +185,7 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
         if card is None:
             raise ImportRefused(f"{fname}: a .safetensors file needs its .json sidecar "
                                 "(architecture, classes, preprocessing); upload both together")
+        check_inference_cost(card)
         state = read_safetensors(data, card.arch)
     else:
         raw = read_torch_file(data)
@@ -196,10 +200,39 @@ def prepare_import(files: Iterable[Any], current_arch: ArchConfig,
                          f"{card.preprocess.size}) and "
                          + ("ImageNet class names." if card.class_names[0] != "class 0"
                             else "numbered class names."))
+        check_inference_cost(card)
         state = check_state_dict(raw, card.arch)
+    metrics, dropped = clean_metrics(card.metrics)
+    if dropped:  # the weights are what matters; a figure no page can show is not kept
+        shown = ", ".join(repr(k[:40]) for k in dropped[:8]) + (" …" if len(dropped) > 8 else "")
+        notes.append(f"Left out of the sidecar's metrics (not a finite number, or an accuracy "
+                     f"outside 0–1): {shown}.")
     final = check_model_name(name) if name else card.name
-    card = dataclasses.replace(card, name=final, source="imported", created="", sha256="")
+    card = dataclasses.replace(card, name=final, source="imported", created="", sha256="",
+                               metrics=metrics)
     return ImportedModel(card, state, notes)
+
+
+def check_inference_cost(card: ModelCard) -> None:
+    """ImportRefused when classifying one image at the card's input size would hold an
+    activation over MAX_INFERENCE_ACTIVATION_BYTES or take over MAX_INFERENCE_MACS."""
+    pre = card.preprocess
+    try:
+        analysis = analyze(card.arch, (pre.channels, pre.size, pre.size))
+    except InputSizeError:  # it cannot run at that size at all: nothing to bound
+        return
+    largest = max(math.prod(row.out_shape) for row in analysis.rows) * 4  # fp32
+    side = f"{pre.size}×{pre.size}"
+    problems = []
+    if largest > MAX_INFERENCE_ACTIVATION_BYTES:
+        problems.append(f"classifying one {side} image would hold a {size_text(largest)} "
+                        f"activation; the limit is {size_text(MAX_INFERENCE_ACTIVATION_BYTES)}")
+    if analysis.macs > MAX_INFERENCE_MACS:
+        problems.append(f"classifying one {side} image would take {analysis.macs / 1e9:,.0f} G "
+                        f"multiply-adds; the limit is {MAX_INFERENCE_MACS / 1e9:,.0f} G")
+    if problems:
+        raise ImportRefused(problems[:-1] + [problems[-1] + " (use narrower layers, fewer "
+                                             "blocks or a smaller input size)"])
 
 
 def _read_sidecar(fname: str, raw: bytes, weights: bytes) -> ModelCard:

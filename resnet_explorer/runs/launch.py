@@ -23,7 +23,7 @@ from ..common.fileio import atomic_write_json, atomic_write_text, exclusive_lock
 from .layout import (ACTIVE, FAILED, FINISHED, PREPARED, QUEUED, RunPaths, read_launch,
                      read_status, remove_run_dir, sweep_tombstones, try_lock, write_status)
 from .queue import drop_markers, join_queue, new_marker, queue_root, slots_from_env
-from .reading import RESUMABLE, get_run, is_run_id, run_paths, runs_root, settle
+from .reading import RESUMABLE, RunInfo, get_run, is_run_id, run_paths, runs_root, settle
 from .supervisor import launch_supervisor
 
 if TYPE_CHECKING:  # only annotations: the configs bring torch, and this room never imports it
@@ -118,7 +118,7 @@ def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
         settled = settle(paths, read_status(paths), fd)
         if settled is None:
             raise RunError(f"run {run_id} was removed")
-        state = settled.get("state")
+        state = RunInfo.from_status(run_id, settled).state  # "damaged" for fields of wrong type
         if state not in RESUMABLE:
             raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
         launch = read_launch(paths)

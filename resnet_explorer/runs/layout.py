@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "QUEUED", "RUNNING", "PREPARED", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
-    "ACTIVE", "FINISHED", "RunPaths", "read_launch", "read_status", "write_status", "try_lock",
+    "DAMAGED", "ACTIVE", "FINISHED", "RunPaths", "DamagedStatus", "load_status", "read_launch",
+    "read_status", "write_status", "try_lock",
     "lock_is_held", "read_jsonl", "remove_run_dir", "sweep_tombstones",
     "TOMBSTONE_PREFIX",
 ]
@@ -41,6 +42,9 @@ QUEUED, RUNNING = "queued", "running"
 PREPARED = "prepared"
 COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED = (
     "completed", "failed", "cancelled", "diverged", "interrupted")
+# Shown for a run whose status.json is there but unusable (not a JSON object, or fields of
+# the wrong type): listed so that it can be deleted, never resumed or settled.
+DAMAGED = "damaged"
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED)
 TOMBSTONE_PREFIX = ".removed-"  # a run folder being deleted (hidden: listings skip it)
@@ -65,13 +69,40 @@ class RunPaths:
     lock = property(lambda self: self.dir / ".lock")
 
 
-def read_status(paths: RunPaths) -> dict[str, Any]:
-    """status.json as a dict; {} when missing or unreadable (never raises for a torn read)."""
+class DamagedStatus(Exception):
+    """status.json is present but is not a readable JSON object; the text says why."""
+
+
+def load_status(paths: RunPaths) -> dict[str, Any] | None:
+    """status.json as a dict; None when there is none (a run being created or removed).
+
+    Every write of status.json is atomic (common/fileio.py), so a file that is there is
+    complete: one that is not a JSON object was damaged, not caught mid-write, and raises
+    DamagedStatus rather than passing for missing.
+    """
     try:
-        data = json.loads(paths.status.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = paths.status.read_bytes().decode("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise DamagedStatus(f"status.json cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise DamagedStatus("status.json is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # also a number of more digits than int() accepts
+        raise DamagedStatus(f"status.json is not JSON ({str(exc)[:80]})") from None
+    if not isinstance(data, dict):
+        raise DamagedStatus(f"status.json holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def read_status(paths: RunPaths) -> dict[str, Any]:
+    """status.json as a dict; {} when missing or damaged (for writers merging into it)."""
+    try:
+        return load_status(paths) or {}
+    except DamagedStatus:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_launch(paths: RunPaths) -> dict[str, Any]:
@@ -151,7 +182,8 @@ def sweep_tombstones(runs_dir: Path) -> None:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON-lines file; a torn last line (writer killed mid-append) is skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # errors="replace": a damaged byte spoils its own line (skipped below), not the file.
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     out = []

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..common.errors import RunError
+from ..common.filevalues import finite_number, fraction
 from ..common.paths import runs_dir as default_runs_dir
-from .layout import (ACTIVE, CANCELLED, FAILED, INTERRUPTED, RunPaths, read_jsonl, read_status,
-                     try_lock, write_status)
+from .layout import (ACTIVE, CANCELLED, DAMAGED, FAILED, INTERRUPTED, DamagedStatus, RunPaths,
+                     load_status, read_jsonl, read_status, try_lock, write_status)
 
 __all__ = ["RESUMABLE", "RunInfo", "RunMetrics", "list_runs", "get_run", "read_metrics",
            "log_tail", "settle", "run_paths", "runs_root", "is_run_id"]
@@ -63,17 +64,80 @@ class RunInfo:
     def can_resume(self) -> bool:
         return self.state in RESUMABLE
 
+    @property
+    def damaged(self) -> bool:
+        return self.state == DAMAGED
+
     @classmethod
     def from_status(cls, run_id: str, s: dict[str, Any]) -> RunInfo:
-        return cls(run_id=run_id, state=s.get("state", "unknown"), message=s.get("message", ""),
-                   created=float(s.get("created", 0.0)), dataset=s.get("dataset", ""),
-                   arch_name=s.get("arch_name", ""), device=s.get("device", ""),
-                   epoch=float(s.get("epoch") or 0), epochs=int(s.get("epochs") or 0),
-                   step=int(s.get("step") or 0), total_steps=int(s.get("total_steps") or 0),
-                   best_val_acc=s.get("best_val_acc"), images_per_s=s.get("images_per_s"),
-                   eta_s=s.get("eta_s"), best_model=s.get("best_model"),
-                   last_model=s.get("last_model"), sweep=str(s.get("sweep") or ""),
-                   modification=str(s.get("modification") or ""))
+        """The run as status.json says; a field of the wrong type (a hand or a crash wrote it)
+        makes the run "damaged", with a message naming the field, instead of raising."""
+        fields = _StatusFields(s)
+        info = cls(run_id=run_id, state=fields.text("state") or "unknown",
+                   message=fields.text("message"), created=fields.count("created") or 0.0,
+                   dataset=fields.text("dataset"), arch_name=fields.text("arch_name"),
+                   device=fields.text("device"), epoch=fields.count("epoch") or 0.0,
+                   epochs=int(fields.count("epochs") or 0), step=int(fields.count("step") or 0),
+                   total_steps=int(fields.count("total_steps") or 0),
+                   best_val_acc=fields.number("best_val_acc", fraction, "a fraction from 0 to 1"),
+                   images_per_s=fields.count("images_per_s"), eta_s=fields.count("eta_s"),
+                   best_model=fields.text("best_model") or None,
+                   last_model=fields.text("last_model") or None, sweep=fields.text("sweep"),
+                   modification=fields.text("modification"))
+        if fields.problems:
+            return cls.damaged_run(run_id, "status.json holds a value of the wrong type: "
+                                   + "; ".join(fields.problems),
+                                   info.created)
+        return info
+
+    @classmethod
+    def damaged_run(cls, run_id: str, message: str, created: float = 0.0) -> RunInfo:
+        """A row for a run whose status cannot be trusted: it can be deleted, not resumed."""
+        return cls(run_id=run_id, state=DAMAGED, message=message, created=created, dataset="",
+                   arch_name="", device="", epoch=0.0, epochs=0, step=0, total_steps=0,
+                   best_val_acc=None, images_per_s=None, eta_s=None, best_model=None,
+                   last_model=None)
+
+
+class _StatusFields:
+    """Fields of a status dict checked by type; what is wrong is collected in `problems`.
+    A missing field or null reads as absent, except `created`, which the launcher always
+    writes as a time."""
+
+    def __init__(self, status: dict[str, Any]):
+        self.status = status
+        self.problems: list[str] = []
+
+    def text(self, key: str) -> str:
+        value = self.status.get(key)
+        if value is None or isinstance(value, str):
+            return value or ""
+        self.problems.append(f"{key!r} is {_shown(value)}, not text")
+        return ""
+
+    def number(self, key: str, check: Any, what: str) -> float | None:
+        value = self.status.get(key)
+        if value is None and (key != "created" or key not in self.status):
+            return None
+        number = check(value)
+        if number is None:
+            self.problems.append(f"{key!r} is {_shown(value)}, not {what}")
+        return number
+
+    def count(self, key: str) -> float | None:
+        """A count, time or rate: a finite number, not negative."""
+        return self.number(key, _non_negative, "a finite number of 0 or more")
+
+
+def _non_negative(value: Any) -> float | None:
+    number = finite_number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _shown(value: Any) -> str:
+    """The value as the file has it, cut short (it may be a 400-digit integer)."""
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 @dataclass
@@ -98,9 +162,19 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
 
 
 def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo | None:
+    """The run, None while it is being created or once removed; a run with a damaged
+    status.json is a "damaged" RunInfo (never settled: that would overwrite the evidence)."""
     paths = run_paths(run_id, runs_dir)
-    status = read_status(paths)
-    settled = settle(paths, status) if status else None
+    try:
+        status = load_status(paths)
+    except DamagedStatus as exc:
+        return RunInfo.damaged_run(run_id, str(exc))
+    if not status:
+        return None
+    info = RunInfo.from_status(run_id, status)
+    if info.damaged:
+        return info
+    settled = settle(paths, status)
     return RunInfo.from_status(run_id, settled) if settled else None
 
 
