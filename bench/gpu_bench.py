@@ -38,6 +38,8 @@ from bench.gpu_report import TRAIN_SETTINGS, write_report
 from bench.measure import (inference_images_per_s, overhead, quick_recipe, sync,
                            synthetic_data)
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
+from resnet_explorer.common.fileio import append_line
+from resnet_explorer.runs import read_jsonl
 from resnet_explorer.training import QUICK, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,24 +82,13 @@ SMOKE = Sizes("cpu", _TINY, 32, 8, 3, 2, 8, replace(PRESETS["resnet34-cifar"],
 # ----- rows ------------------------------------------------------------------------------------
 def add_row(out: Path, row: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ROWS, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+    append_line(out / ROWS, json.dumps(row))  # one write: a killed phase tears no earlier row
     print(json.dumps(row), flush=True)
 
 
 def read_rows(out: Path) -> list[dict[str, Any]]:
-    path = out / ROWS
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:  # the torn last line of a phase stopped mid-write
-            continue
-        if isinstance(row, dict) and "kind" in row:
-            rows.append(row)
-    return rows
+    # read_jsonl skips the torn last line of a phase stopped mid-write.
+    return [row for row in read_jsonl(out / ROWS) if "kind" in row]
 
 
 # ----- phases ----------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from torchvision.models import ResNet34_Weights
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import sync
+from resnet_explorer.analysis import measured_on
 from resnet_explorer.arch import BASELINE, build_model
 from resnet_explorer.common.devices import resolve_device
 from resnet_explorer.inference import Predictor, load_onnxruntime
@@ -52,16 +52,6 @@ def photo_bytes() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 Top5 = Callable[[list[bytes]], list[list[int]]]
@@ -138,11 +128,10 @@ def main() -> None:
             print(f"  {label:<50} {t * 1e3:8.1f} ms  {images / t:7.1f} img/s  "
                   f"ratio {t / base:.3f}{note}")
 
-    threads = torch.get_num_threads()
     ort_text = f"onnxruntime {ort.__version__}" if ort is not None else f"no ONNX engine: {why_not}"
     load = "/".join(f"{v:.1f}" for v in os.getloadavg())  # other work on a shared machine
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {threads} torch threads, load "
-          f"average {load}; device {device}; torch {torch.__version__}, {ort_text}")
+    print(f"machine: {measured_on('cpu')}, {os.cpu_count()} cores, load average {load}; "
+          f"device {device}; {ort_text}")
     if onnx_label in paths:
         print(f"ONNX export + session on first use (in memory): {export_s:.1f} s")
     repeats_batch = max(5, args.repeats // 3)

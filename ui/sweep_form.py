@@ -13,15 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import typing
 from dataclasses import fields
 from typing import Any
 
 import streamlit as st
 
 from resnet_explorer.arch import SIZED_BY_DATA, ArchConfig
-from resnet_explorer.common import (UserError, data_dir, field_types, runs_dir, spec_of,
-                                    weights_dir)
+from resnet_explorer.common import UserError, data_dir, runs_dir, spec_of, weights_dir
 from resnet_explorer.common.devices import device_queue, gpu_count
 from resnet_explorer.common.paths import sweeps_dir
 from resnet_explorer.datasets import SOURCES
@@ -30,6 +28,7 @@ from resnet_explorer.experiments.sweep_spec import (CONFIRM_ABOVE, MAX_SEEDS, SW
                                                     SweepSpec, parse_modifications)
 from resnet_explorer.training import QUICK, TrainConfig
 from ui import fields as gen
+from ui.arch_form import STAGE_FIELDS
 from ui.flash import flash, remember
 from ui.train_form import MORE, ROWS, network, unplaced_fields
 
@@ -46,7 +45,6 @@ QUEUE_KEY = "sw_queue"
 LAST_QUEUED_KEY = "sw_last_queued"
 SELECTED_KEY = "sw_selected"  # the sweep shown below the form (ui.sweep_view)
 DOUBLE_CLICK_S = 10.0
-STAGE_FIELDS = ("blocks", "widths", "depthwise")
 # What a modification may change: design fields (the data sizes the output layer) and the
 # recipe, except what the sweep sets per run.
 CHANGEABLE = ([f"arch.{f.name}" for f in fields(ArchConfig) if f.name not in SIZED_BY_DATA]
@@ -134,7 +132,7 @@ def _text(changes: Any) -> str:
 def _change_widget(option: str, base: ArchConfig, train: dict[str, Any]) -> None:
     cls, name = _part(option)
     current = getattr(base, name) if cls is ArchConfig else train.get(name, getattr(QUICK, name))
-    if typing.get_origin(field_types(cls)[name]) is tuple:
+    if name in STAGE_FIELDS:
         cols = st.columns(len(current))
         for i, (col, value) in enumerate(zip(cols, current)):
             gen.widget(cls, name, _mod_key(option, i), default=value, where=col,

@@ -203,16 +203,14 @@ def _on_load() -> None:
         remember("error", f"{upload.name} was not loaded: {exc}")
         return
     notes = []
-    for name in data:
-        if name == "data_path":
-            continue
+    names = [n for n in data if n != "data_path"]  # data_path goes to the data section's box
+    for name in names:
         st.session_state[key(name)] = getattr(cfg, name)
     if "data_path" in data and cfg.data_path:
         if cfg.dataset == "folder":
             st.session_state[FOLDER_KEY] = cfg.data_path
         elif cfg.dataset == "upload":
             notes.append(f"upload the zip it was trained on again ({cfg.data_path})")
-    names = [n for n in data if n != "data_path"]
     remember("success", f"Loaded {len(names)} setting(s) from {upload.name}."
              + (" Then " + "; ".join(notes) + "." if notes else ""))
 

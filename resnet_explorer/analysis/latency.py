@@ -74,8 +74,7 @@ class Latency:
 
 
 # ----- what a measurement depends on ------------------------------------------------------
-@functools.cache
-def _cpu_model() -> str:
+def _cpu_model() -> str:  # read once: _hardware caches it
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
@@ -268,9 +267,8 @@ def measure_latency(cfg: ArchConfig, input_size: tuple[int, int, int] | None = N
     Raises ConfigError for an invalid config or an unavailable device, InputSizeError for
     an input the network cannot run on or a measurement too large for the device.
     """
-    input_size = (cfg.in_channels, 224, 224) if input_size is None else input_size
     analysis = analyze(cfg, input_size, batch)  # analyze()'s messages for a bad input
-    input_size = analysis.input_size
+    input_size = analysis.input_size  # with analyze()'s default (C, 224, 224)
     target = resolve_device(device)
     _check_affordable(analysis, target.type)
     path, key = cache_file(cache_dir), _key(cfg, input_size, batch, device)

@@ -29,8 +29,8 @@ from torch import nn
 
 from ..arch.config import ArchConfig
 from ..arch.model import build_model, meta_model
-from ..common.errors import InputSizeError
 from ..arch.options import SHORTCUTS
+from ..common.errors import InputSizeError
 from .walk import LayerRow, Walker, WalkError, shortcut_text
 
 # What analyze() accepts; the Summary page's boxes offer exactly this. Shape arithmetic costs

@@ -277,8 +277,7 @@ class Walker:
 
     def _leaf(self, name: str, m: nn.Module, x: _Tensor) -> _Tensor:
         activation = self._activations.get(type(m))
-        norm = self._norm if self._norm.module is not None and type(m) is self._norm.module \
-            else None
+        norm = self._norm if type(m) is self._norm.module else None  # module None: no norm layer
         if activation is not None:
             effect = _activation_effect(activation, m, x.shape)
         elif norm is not None:

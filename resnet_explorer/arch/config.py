@@ -169,7 +169,7 @@ class ArchConfig(ConfigBase):
         for name in names:
             new, old = getattr(self, name), getattr(other, name)
             if new != old and name not in SIZED_BY_DATA:
-                text = _SHORT.get(name, _short_generic(name))(new, old)
+                text = (_SHORT.get(name) or _short_generic(name))(new, old)
                 if text:
                     parts.append(text)
         if parts:

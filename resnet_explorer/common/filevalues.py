@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MAX_MAGNITUDE", "finite_number", "fraction"]
+__all__ = ["MAX_MAGNITUDE", "finite_number", "non_negative", "fraction"]
 
 # Larger than any count, duration or timestamp we record; an integer past it is damage.
 MAX_MAGNITUDE = 1e15
@@ -23,6 +23,12 @@ def finite_number(value: Any) -> float | None:
     except OverflowError:  # an integer of hundreds of digits
         return None
     return value if math.isfinite(value) and abs(value) <= MAX_MAGNITUDE else None
+
+
+def non_negative(value: Any) -> float | None:
+    """A count, time or rate: a finite number of 0 or more, else None."""
+    number = finite_number(value)
+    return number if number is not None and number >= 0 else None
 
 
 def fraction(value: Any) -> float | None:

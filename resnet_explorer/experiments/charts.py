@@ -17,12 +17,15 @@ from plotly.colors import qualitative
 
 from ..runs import RunMetrics
 from .chart_data import pareto_front
+from .stats import NAN, Comparison, verdict
 from .sweep_spec import BASELINE_NAME
 from .table import CompareRow
 
 __all__ = ["COST_AXES", "X_AXES", "run_colour", "curve_figures", "accuracy_cost_figure",
            "sweep_deltas_figure"]
 
+# Bar colour by stats.verdict of the bar's interval.
+_VERDICT_COLOURS = {"better": "seagreen", "worse": "indianred"}  # else within seed noise: grey
 PALETTE = qualitative.Plotly + qualitative.D3[1::2]  # 15 distinct colours, then repeated
 X_AXES = {"epoch": ("epoch", "epoch"), "wall time": ("elapsed_s", "wall time (s)")}
 # The cost a scatter puts on x: row attribute and axis title.
@@ -133,7 +136,7 @@ def sweep_deltas_figure(summary: pd.DataFrame) -> go.Figure:
         highs = [_or(r.get("ci_high"), d) for r, d in zip(known, deltas)]
         fig.add_bar(
             x=[str(r["name"]) for r in known], y=deltas, name="Δ vs baseline",
-            marker_color=[_verdict_colour(lo, hi) for lo, hi in zip(lows, highs)],
+            marker_color=[_verdict_colour(d, lo, hi) for d, lo, hi in zip(deltas, lows, highs)],
             error_y=dict(type="data", symmetric=False,
                          array=[hi - d for hi, d in zip(highs, deltas)],
                          arrayminus=[d - lo for lo, d in zip(lows, deltas)]),
@@ -162,12 +165,9 @@ def _or(value: Any, fallback: float) -> float:
     return float(value) if _finite(value) else fallback
 
 
-def _verdict_colour(low: float, high: float) -> str:
-    if low > 0:
-        return "seagreen"
-    if high < 0:
-        return "indianred"
-    return "darkgrey"  # the interval covers 0: within seed noise
+def _verdict_colour(delta: float, low: float, high: float) -> str:
+    word = verdict(Comparison(delta, low, high, NAN, NAN), pending=0)
+    return _VERDICT_COLOURS.get(word, "darkgrey")
 
 
 def _pending_note(row: pd.Series) -> str:

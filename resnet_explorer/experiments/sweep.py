@@ -19,6 +19,7 @@ import re
 import secrets
 import shlex
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -219,9 +220,7 @@ def sweep_runs(record: SweepRecord, runs_dir: Path | None = None) -> list[SweepR
 
 def progress(runs: Sequence[SweepRun]) -> dict[str, int]:
     """How many runs are in each state, in a stable order (for a progress line)."""
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.state] = counts.get(r.state, 0) + 1
+    counts = Counter(r.state for r in runs)
     order = (COMPLETED, "running", "queued", PREPARED)
     return dict(sorted(counts.items(), key=lambda kv: (order.index(kv[0])
                                                        if kv[0] in order else 9, kv[0])))
@@ -238,7 +237,6 @@ def cancel_sweep(record: SweepRecord, runs_dir: Path | None = None) -> str:
     for run in reversed(runs):
         cancel_run(run.slot.run_id, runs_dir, wait_s=0)
     deadline = time.monotonic() + CANCEL_WAIT_S
-    after = {}
     while True:
         after = {r.slot.run_id: get_run(r.slot.run_id, runs_dir) for r in runs}
         if not any(i is not None and i.active for i in after.values()) \

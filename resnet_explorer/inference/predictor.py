@@ -22,7 +22,6 @@ import copy
 import csv
 import io
 import logging
-import math
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,12 +38,12 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..analysis.summary import analyze
 from ..arch.model import ResNet
-from ..common.csvcells import spreadsheet_safe as _cell  # file names are user-chosen
+from ..common.csvcells import spreadsheet_safe  # file names are user-chosen
 from ..common.errors import ImageRejected, InputSizeError, ModelError
 from ..datasets.imaging import decode_image
 from ..datasets.transforms import resize_center_crop
 from ..models import store
-from ..models.card import MAX_INFERENCE_ACTIVATION_BYTES, ModelCard
+from ..models.card import MAX_INFERENCE_ACTIVATION_BYTES, ModelCard, largest_activation_bytes
 from ..models.pretrained import RESNET34_IMAGENET, PretrainedSpec, imagenet_model, imagenet_sidecar
 from . import gradcam
 from .onnx_engine import ENGINES, OnnxRunner, cache_dir_for, load_onnxruntime, onnx_runner
@@ -123,10 +122,10 @@ def _max_batch(card: ModelCard) -> int:
     """Images per forward pass such that no activation of the batch exceeds the budget."""
     pre = card.preprocess
     try:
-        rows = analyze(card.arch, (pre.channels, pre.size, pre.size)).rows
+        analysis = analyze(card.arch, (pre.channels, pre.size, pre.size))
     except InputSizeError:  # the forward pass will say why, one file at a time
         return 1
-    largest = max(math.prod(row.out_shape) for row in rows) * 4
+    largest = largest_activation_bytes(analysis)
     return max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // largest))
 
 
@@ -329,9 +328,10 @@ def results_csv(results: Sequence[FileResult]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["file", "rank", "class_index", "class", "probability", "error"])
     for r in results:
+        name = spreadsheet_safe(r.name)
         if r.topk is None:
-            writer.writerow([_cell(r.name), "", "", "", "", _cell(r.error or "")])
+            writer.writerow([name, "", "", "", "", spreadsheet_safe(r.error or "")])
             continue
         for rank, (idx, label, p) in enumerate(zip(r.topk.indices, r.topk.labels, r.topk.probs), 1):
-            writer.writerow([_cell(r.name), rank, idx, _cell(label), f"{p:.6f}", ""])
+            writer.writerow([name, rank, idx, spreadsheet_safe(label), f"{p:.6f}", ""])
     return buffer.getvalue()

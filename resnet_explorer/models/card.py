@@ -27,6 +27,7 @@ from ..datasets.transforms import Preprocess
 
 __all__ = ["FORMAT", "MODEL_SOURCES", "MAX_MODEL_SIDE", "MAX_INFERENCE_ACTIVATION_BYTES",
            "MAX_INFERENCE_MACS", "ModelCard", "check_model_name", "clean_metrics",
+           "largest_activation_bytes",
            "render_card", "size_text", "BEST", "LAST"]
 
 FORMAT = "resnet-explorer/1"
@@ -48,6 +49,12 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # metrics["role"] of a trained model: the run's best epoch or its last one.
 BEST, LAST = "best", "last"
 NONE = "—"  # what a card shows for a value that is absent or not what it should be
+
+
+def largest_activation_bytes(analysis: Any) -> int:
+    """The largest single fp32 activation of a forward pass (`analysis`: analyze()'s), the
+    figure MAX_INFERENCE_ACTIVATION_BYTES bounds."""
+    return max(math.prod(row.out_shape) for row in analysis.rows) * 4
 
 
 def check_model_name(name: Any) -> str:
@@ -222,8 +229,9 @@ def render_card(card: ModelCard, *, sha256: str = "", size_bytes: int | None = N
     now for an older sidecar without one: `sha_computed`)."""
     m, train = card.metrics, card.train or {}
     preset, changes = card.arch.closest_preset()
+    role = _role_words(m)
     rows = [
-        ("Model", f"`{card.name}`" + (f" — {_role_words(m)}" if _role_words(m) else "")),
+        ("Model", f"`{card.name}`" + (f" — {role}" if role else "")),
         ("Architecture", _md(card.arch.short_name())),
         (f"Differences from {preset}", _md("; ".join(changes)) if changes else "none"),
         ("Parameters", _whole_text(m.get("params"))),

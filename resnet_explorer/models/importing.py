@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from ..common.errors import ConfigError, ImportRefused, InputSizeError, UserErro
 from ..common.schema import parse_json_object
 from . import store
 from .card import (MAX_INFERENCE_ACTIVATION_BYTES, MAX_INFERENCE_MACS, ModelCard,
-                   check_model_name, clean_metrics, size_text)
+                   check_model_name, clean_metrics, largest_activation_bytes, size_text)
 from .pretrained import RESNET34_IMAGENET, imagenet_sidecar, read_checkpoint, transfer_imagenet
 
 __all__ = ["ImportedModel", "read_safetensors",
@@ -221,7 +220,7 @@ def check_inference_cost(card: ModelCard) -> None:
         analysis = analyze(card.arch, (pre.channels, pre.size, pre.size))
     except InputSizeError:  # it cannot run at that size at all: nothing to bound
         return
-    largest = max(math.prod(row.out_shape) for row in analysis.rows) * 4  # fp32
+    largest = largest_activation_bytes(analysis)
     side = f"{pre.size}×{pre.size}"
     problems = []
     if largest > MAX_INFERENCE_ACTIVATION_BYTES:

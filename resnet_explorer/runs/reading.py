@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.errors import RunError
-from ..common.filevalues import finite_number, fraction
+from ..common.filevalues import fraction, non_negative
 from ..common.paths import runs_dir as default_runs_dir
 from .layout import (ACTIVE, CANCELLED, DAMAGED, FAILED, INTERRUPTED, DamagedStatus, RunPaths,
                      load_status, read_jsonl, read_status, try_lock, write_status)
@@ -126,12 +126,7 @@ class _StatusFields:
 
     def count(self, key: str) -> float | None:
         """A count, time or rate: a finite number, not negative."""
-        return self.number(key, _non_negative, "a finite number of 0 or more")
-
-
-def _non_negative(value: Any) -> float | None:
-    number = finite_number(value)
-    return number if number is not None and number >= 0 else None
+        return self.number(key, non_negative, "a finite number of 0 or more")
 
 
 def _shown(value: Any) -> str:
@@ -175,6 +170,8 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo | None:
     if info.damaged:
         return info
     settled = settle(paths, status)
+    if settled is status:  # alive, or finished: nothing changed since it was read
+        return info
     return RunInfo.from_status(run_id, settled) if settled else None
 
 
