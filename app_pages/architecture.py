@@ -5,6 +5,7 @@ from functools import partial
 import streamlit as st
 
 from resnet_explorer.arch import BASELINE, PRESETS, SIZED_BY_DATA, count_parameters
+from resnet_explorer.common import CONFIG_UPLOAD
 from resnet_explorer.inference import export_onnx
 from ui import arch_form as form
 from ui.flash import show as show_message
@@ -12,6 +13,7 @@ from ui.state import current_arch, set_arch
 
 st.title("Architecture")
 form.init(current_arch())
+form.sync_preset()
 
 top = st.columns([3, 1, 1], vertical_alignment="bottom")
 top[0].selectbox("Start from a preset", list(PRESETS), index=None, key=form.PRESET_KEY,
@@ -55,7 +57,7 @@ with results:
     params, base = count_parameters(cfg), count_parameters(BASELINE)
     st.metric("Trainable parameters", f"{params:,}",
               delta=f"{params - base:+,} vs ResNet34" if params != base else "same as ResNet34",
-              delta_color="off")
+              delta_color="off", delta_arrow="auto" if params != base else "off")
     st.subheader("Differences from ResNet34")
     diff = cfg.describe_diff(BASELINE, ignore=SIZED_BY_DATA)  # the class count is no design change
     st.markdown("\n".join(f"- {line}" for line in diff) if diff else "None: this is torchvision's resnet34.")
@@ -65,10 +67,13 @@ with results:
     st.subheader("Share and save")
     st.caption("The address bar holds this architecture: copy the link to share it.")
     buttons = st.columns(2)
-    buttons[0].download_button("Download JSON", cfg.to_json(), file_name="architecture.json",
-                               mime="application/json", disabled=bool(problems))
     # A callable is exported only when the button is clicked (Streamlit runs it then, off the
     # script thread), never on a rerun; on_click="ignore": the click does not rerun the page.
+    # Data given as bytes would become a media file per rerun, which the browser fetches to
+    # check and a later rerun deletes: toggling fast, that check (or a click) meets a 404.
+    buttons[0].download_button("Download JSON", cfg.to_json, file_name="architecture.json",
+                               mime="application/json", disabled=bool(problems),
+                               on_click="ignore")
     buttons[1].download_button(
         "Download ONNX (untrained)", partial(export_onnx, cfg),
         file_name="architecture-untrained.onnx", mime="application/octet-stream",
@@ -76,7 +81,7 @@ with results:
         help="Random weights. The graph takes the preprocessed 224×224 tensor; its metadata "
              "holds the ImageNet mean and std, the class names and this architecture.")
     st.file_uploader("Load a JSON config", type=["json"], key=form.UPLOAD_KEY,
-                     on_change=form.on_upload)
+                     on_change=form.on_upload, max_upload_size=CONFIG_UPLOAD.megabytes)
     with st.expander("…or paste JSON"):
         st.text_area("Config JSON", key=form.PASTE_KEY, height=150)
         st.button("Load pasted JSON", on_click=form.on_paste)

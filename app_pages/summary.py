@@ -11,18 +11,19 @@ from resnet_explorer.analysis.charts import activation_memory, block_macs, stage
 from resnet_explorer.common import UserError
 from ui import summary_view as view
 from ui.analysis_cache import cached_analysis, cached_torchinfo
-from ui.state import current_arch
+from ui.state import current_arch, kept
 
 st.title("Summary & FLOPs")
 cfg = current_arch()
 st.caption(f"Architecture: **{cfg.short_name()}** — change it on the Architecture page.")
 
 c_h, c_w, c_batch, c_cmp = st.columns(4)
-height = int(c_h.number_input("Input height", MIN_INPUT_SIDE, MAX_INPUT_SIDE, 224, step=16,
-                              key="summary_height"))
-width = int(c_w.number_input("Input width", MIN_INPUT_SIDE, MAX_INPUT_SIDE, 224, step=16,
-                             key="summary_width"))
-batch = int(c_batch.number_input("Batch (for memory)", 1, MAX_BATCH, 1, key="summary_batch"))
+# kept(): the input and the comparison stay as they were after a visit to another page.
+height = int(c_h.number_input("Input height", MIN_INPUT_SIDE, MAX_INPUT_SIDE, step=16,
+                              key=kept("summary_height", 224)))
+width = int(c_w.number_input("Input width", MIN_INPUT_SIDE, MAX_INPUT_SIDE, step=16,
+                             key=kept("summary_width", 224)))
+batch = int(c_batch.number_input("Batch (for memory)", 1, MAX_BATCH, key=kept("summary_batch", 1)))
 other_cfg = view.comparison(c_cmp)
 
 try:
@@ -65,7 +66,7 @@ with t_charts:
     st.plotly_chart(stage_bars(configs), key="summary_stage_bars")
     st.plotly_chart(block_macs(mine), key="summary_block_macs")
     st.plotly_chart(activation_memory(configs), key="summary_activation_memory")
-    st.dataframe(stage_frame(mine), hide_index=True, width="stretch")
+    view.table(stage_frame(mine))
 
 with t_diagram:
     view.diagram_tab(mine, other, other_label, changes)

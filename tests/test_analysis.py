@@ -269,3 +269,17 @@ def test_out_of_place_activations_are_counted_like_autograd(activation):
                      depthwise=(False,), activation=activation, norm="none", in_channels=1,
                      num_classes=1)
     assert_matches_references(cfg, (1, 8, 8), 1)
+
+
+def test_stage_sides_and_the_smallest_input_that_gives_the_last_stage_a_size():
+    from dataclasses import replace
+
+    from resnet_explorer.analysis import smallest_input_side
+
+    assert analyze(BASELINE, (3, 32, 32)).stage_sides == ((8, 8), (4, 4), (2, 2), (1, 1))
+    # The walk's own arithmetic, not size / 32: 72 px gives 3×3 and 64 px only 2×2.
+    assert smallest_input_side(BASELINE, 3) == 72
+    assert analyze(BASELINE, (3, 64, 64)).stage_sides[-1] == (2, 2)
+    assert smallest_input_side(BASELINE, 4) == 104
+    assert smallest_input_side(replace(BASELINE, stem="cifar"), 4) == 32
+    assert smallest_input_side(BASELINE, 100, upto=256) is None

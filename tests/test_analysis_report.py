@@ -108,7 +108,8 @@ def test_cli_prints_totals_and_table(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, args, words", [
     ("{not json", ["--input", "3x64x64"], "not valid JSON"),
-    (json.dumps({"blocks": [3, 4]}), ["--input", "3x64x64"], "widths must have one entry"),
+    (json.dumps({"blocks": [3, 4], "widths": [64]}), ["--input", "3x64x64"],
+     "widths must have one entry"),
     (BASELINE.to_json(), ["--input", "3x64"], "3x224x224"),
     (BASELINE.to_json(), ["--input", "1x64x64"], "3-channel"),
     (ArchConfig(norm="instance").to_json(), ["--input", "3x32x32"], "stage 4 cannot run"),

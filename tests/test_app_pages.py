@@ -55,6 +55,40 @@ def test_preset_fills_every_widget(app):
     assert _param_metric(at) == "15,995,176"
 
 
+def test_reset_and_edits_leave_no_stale_preset_name_in_the_box(app):
+    at = _architecture(app)
+    assert at.selectbox(key="arch_preset").value == "resnet34"  # what the config is
+    at.selectbox(key="arch_preset").set_value("resnet26").run()
+    next(b for b in at.button if b.label == "Reset to ResNet34").click().run()
+    assert at.session_state["arch"] == PRESETS["resnet34"]
+    assert at.selectbox(key="arch_preset").value == "resnet34"
+    at.selectbox(key="aw_activation").set_value("gelu").run()
+    assert at.selectbox(key="arch_preset").value is None  # a custom config: no preset's name
+    at.selectbox(key="arch_preset").set_value("resnet34").run()  # picking it again reloads it
+    assert at.session_state["arch"] == PRESETS["resnet34"]
+
+
+def test_pasted_json_with_fewer_stages_needs_no_other_per_stage_list(app):
+    at = _architecture(app)
+    at.text_area(key="arch_paste").set_value('{"blocks": [2, 2, 2], "widths": [64, 128, 256]}')
+    at.button[1].click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["arch"] == ArchConfig(blocks=(2, 2, 2), widths=(64, 128, 256),
+                                                  depthwise=(False, False, False))
+
+
+def test_choices_read_as_names_and_an_unchanged_count_has_no_arrow(app):
+    from streamlit.proto.Metric_pb2 import Metric
+
+    at = _architecture(app)
+    metric = next(m for m in at.metric if m.label == "Trainable parameters")
+    assert metric.delta == "same as ResNet34" and metric.proto.direction == Metric.NONE
+    at.selectbox(key="aw_activation").set_value("leaky_relu").run()
+    summary = at.sidebar.caption[0].value
+    assert f"{ACTIVATIONS['leaky_relu'].label} · {NORMS['batch'].label} ·" in summary
+    assert "leaky_relu" not in summary
+
+
 def test_adding_a_stage_extends_the_network(app):
     at = _architecture(app)
     at.number_input(key="aw_stages").set_value(5).run()
@@ -73,7 +107,7 @@ def test_invalid_combination_shows_error_and_keeps_last_valid_config(app):
 
 @pytest.mark.parametrize("payload, fragment", [
     (b"{not json", "not valid JSON"),
-    (b'{"blocks": [3, 0]}', "widths must have one entry per stage"),
+    (b'{"blocks": [3, 0]}', "stage 2: blocks must be between 1 and 64"),
     (b'{"activation": NaN}', "NaN is not allowed"),
     (b"\x89PNG\r\n\x1a\n" + bytes(100), "not UTF-8"),
 ])
@@ -152,6 +186,20 @@ def test_a_session_started_on_the_summary_page_reads_the_architecture_from_the_u
     assert any(t.value == "Summary & FLOPs" for t in at.title)
     assert f"{count_parameters(cfg):,} parameters" in _sidebar(at)
     assert at.query_params["stem"] == "deep"
+
+
+def test_the_summary_keeps_its_input_and_comparison_across_page_visits(app):
+    at = app.switch_page("app_pages/summary.py").run()
+    at.number_input(key="summary_height").set_value(64)
+    at.number_input(key="summary_batch").set_value(4)
+    at.selectbox(key="summary_compare").set_value("resnet18").run()
+    at.switch_page("app_pages/architecture.py").run()
+    at.switch_page("app_pages/summary.py").run()
+    assert not at.exception and not at.warning
+    assert at.number_input(key="summary_height").value == 64
+    assert at.number_input(key="summary_width").value == 224
+    assert at.number_input(key="summary_batch").value == 4
+    assert at.selectbox(key="summary_compare").value == "resnet18"
 
 
 def test_the_sidebar_is_drawn_when_a_page_stops_early(app):

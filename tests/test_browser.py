@@ -3,93 +3,73 @@
 The main flow a person follows: pick a preset, open a shared architecture link, change an
 option, read the summary (and reload it), train the network on the built-in digits, classify a
 good and a bad upload with the model that run produced, open the Models page, and find the run
-on the Compare page (its row, and its point in the scatter). AppTest covers each page's
-logic; this test covers what only a browser sees: routing, the URL across pages and reloads,
-what Enter does in a box, websockets, the live fragment, real uploads and drawn charts.
+on the Compare page (its row, and its point in the scatter). Then every page once more, each
+drawn without an error and photographed (into docs/screenshots/ for the README when
+RESNET_EXPLORER_SCREENSHOTS=docs/screenshots is set; else into a temporary folder, so a test
+run leaves the checkout as it was).
+AppTest covers each page's logic; this test covers what only a browser sees: routing, the URL
+across pages and reloads, what Enter does in a box, websockets, the live fragment, real
+uploads, drawn charts and tables, and that no request leaves this machine (the dashboard
+works offline: an icon or font fetched from the internet fails there).
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from tests.browser_helpers import CHROMIUM, FLAGS, REPO, live_server, needs_chromium
 from tests.train_helpers import TINY_ARCH
+from ui.nav import HOME, PAGES, SUMMARY, SWEEPS
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
-REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS_ENV = "RESNET_EXPLORER_SCREENSHOTS"
+VIEWPORT = {"width": 1400, "height": 1000}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(420),
-    # CI installs Chromium, so there a missing browser is a failure, not a skip.
-    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                       reason="Debian's chromium is not installed (apt install chromium)"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420), needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("explorer-home")
-    port = _free_port()
-    env = {**os.environ, "RESNET_EXPLORER_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start:\n{proc.stdout.read().decode()}")
-            time.sleep(0.5)
+    with live_server(tmp_path_factory.mktemp("explorer-home")) as url:
         yield url
-    finally:
-        # The whole group: the server and any trainer it started.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def outside() -> list[str]:
+    """Every address the browser asked for on a host other than this machine."""
+    return []
+
+
+def _leaves_the_machine(url: str) -> bool:
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https", "ws", "wss"):
+        return False  # data:, blob:, about: load nothing from anywhere
+    host = parts.hostname or ""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
+
+
+@pytest.fixture(scope="module")
+def page(server, outside):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport=VIEWPORT)
+        context.on("request", lambda request: outside.append(request.url)
+                   if _leaves_the_machine(request.url) else None)
+        tab = context.new_page()
         tab.set_default_timeout(30_000)
         yield tab
         browser.close()
@@ -117,7 +97,7 @@ def _sidebar(page):
     return page.get_by_test_id("stSidebarUserContent")
 
 
-def test_main_flow_in_a_real_browser(server, page):
+def test_main_flow_in_a_real_browser(server, page, outside):
     from playwright.sync_api import expect
 
     # A preset: the sidebar shows the page's parameter count in the same run.
@@ -159,13 +139,18 @@ def test_main_flow_in_a_real_browser(server, page):
     assert _metric(page, "MACs (multiply-adds)") == macs
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
-    # Train it for one epoch on the built-in digits and watch the run finish. Enter in a box
-    # only commits the value: here it shows the validator's complaint and starts nothing.
+    # Train it for one epoch on the built-in digits and watch the run finish. The automatic
+    # warm-up follows the epochs. Enter in a box only commits the value: a typed warm-up
+    # longer than the run shows the validator's complaint and starts nothing.
     _go(page, "Train")
     expect(page.get_by_text("10 classes")).to_be_visible()
     epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
+    warmup = page.get_by_label("Warm-up epochs", exact=True)
+    expect(warmup).to_have_attribute("placeholder", "auto: 0.25")
+    warmup.fill("2")
+    warmup.press("Enter")
     expect(page.get_by_text("warmup_epochs (2.0) cannot exceed epochs (1)")).to_be_visible()
     expect(page.get_by_role("button", name="Start training")).to_be_disabled()
     expect(page.get_by_text("No runs yet")).to_be_visible()
@@ -208,3 +193,61 @@ def test_main_flow_in_a_real_browser(server, page):
     hover = scatter.locator(".js-plotly-plot").evaluate("plot => plot.data[0].text[0]")
     assert "prelu" in hover and re.search(r"\d{8}-\d{6}-digits-[0-9a-f]{4}", hover)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert not outside, f"requests that left this machine: {outside}"
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    return REPO / folder if folder else tmp_path_factory.mktemp("screenshots")
+
+
+def _photo(target, folder: Path, name: str) -> None:
+    """A small JPEG of the window (or of one element) for the README."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target.screenshot(path=folder / f"{name}.jpg", type="jpeg", quality=60)
+
+
+def _settled(page) -> None:
+    """Wait until the page's script run has finished, and its charts and tables are drawn."""
+    page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for(
+        timeout=60_000)
+    page.wait_for_timeout(1_000)
+
+
+def _visible(page, test_id: str):
+    """The first element with this test id in the open tab (other tabs' elements are hidden)."""
+    return page.locator(f"[data-testid={test_id}]:visible").first
+
+
+def test_every_page_in_a_real_browser_offline_and_photographed(server, page, outside,
+                                                                screenshots):
+    """After the main flow (a run and its model exist), each page as a newcomer sees it."""
+    from playwright.sync_api import expect
+
+    headings = {HOME: "ResNet34 Explorer", SWEEPS: "Ablation sweeps"}  # the others: their title
+    page.goto(server)
+    for entry in PAGES:
+        name = entry.path.removeprefix("app_pages/").removesuffix(".py")
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=entry.title).click()
+        heading = headings.get(entry.path, entry.title)
+        page.get_by_role("heading", name=heading, level=1, exact=True).wait_for()
+        _settled(page)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        _photo(page, screenshots, name)
+        if entry.path == SUMMARY:
+            # The layer table's default columns all in view: nothing to scroll sideways.
+            table = _visible(page, "stDataFrame")
+            table.scroll_into_view_if_needed()
+            scroller = table.locator(".dvn-scroller")
+            width, room = scroller.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert width <= room, f"the layer table is {width} px wide in {room} px"
+            _photo(page, screenshots, "summary-layers")
+            for tab in ("Charts", "Diagram"):
+                page.get_by_role("tab", name=tab).click()
+                chart = _visible(page, "stPlotlyChart")
+                chart.scroll_into_view_if_needed()
+                chart.locator(".main-svg").first.wait_for()
+                _settled(page)
+                _photo(chart, screenshots, f"summary-{tab.lower()}")
+    assert not outside, f"requests that left this machine: {outside}"

@@ -21,8 +21,8 @@ from resnet_explorer.analysis import latency
 from resnet_explorer.arch import (ACTIVATIONS, BASELINE, PRESETS, SIZED_BY_DATA, ArchConfig,
                                    build_model)
 from resnet_explorer.experiments import (build_table, delete_rows, delete_runs, legend_names,
-                                         measure_rows, pareto_front, settle_dead_runs,
-                                         shared_parts, store_signature, table_csv)
+                                         measure_rows, pareto_front, shared_parts,
+                                         store_signature, table_csv, with_live_states)
 from resnet_explorer.experiments import table as table_module
 from resnet_explorer.experiments.actions import latency_device
 from resnet_explorer.experiments.charts import (accuracy_cost_figure, curve_figures,
@@ -380,7 +380,7 @@ def test_sweep_deltas_figure_has_a_bar_per_modification_with_its_interval():
     assert sweep_deltas_figure(summary.iloc[:1]).data == ()  # the baseline alone: no bars
 
 
-def test_a_run_that_dies_while_listed_is_settled_although_no_file_changed(store):
+def test_a_run_that_dies_while_listed_shows_interrupted_although_no_file_changed(store):
     runs, weights, cache = store
     live = make_run(runs, 1, SILU, state=RUNNING, acc=None, epochs_done=1)
     make_run(runs, 2, SE)
@@ -388,14 +388,14 @@ def test_a_run_that_dies_while_listed_is_settled_although_no_file_changed(store)
     try:
         cached = _build(store)
         signature = store_signature(*store)
-        assert not settle_dead_runs(cached, runs)  # alive: nothing to record
+        assert with_live_states(cached, runs) is cached  # alive: nothing changes
     finally:
         os.close(fd)  # the trainer dies: a lock is released, no file changes
-    assert store_signature(*store) == signature
-    assert settle_dead_runs(cached, runs)  # recorded as interrupted now ...
-    assert store_signature(*store) != signature  # ... so a page keyed by files rebuilds
+    live_table = with_live_states(cached, runs)  # what a page keyed by files shows
+    assert _by_key(live_table)[live.run_id].status == "interrupted"
+    assert "stopped without reporting" in _by_key(live_table)[live.run_id].message
+    assert store_signature(*store) == signature  # read, never written
     assert _by_key(_build(store))[live.run_id].status == "interrupted"
-    assert not settle_dead_runs(_build(store), runs)
 
 
 def test_numbers_too_large_for_a_float_make_a_damaged_row_not_an_exception(store):

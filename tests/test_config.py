@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 
 from resnet_explorer.arch import BASELINE, MAX_PARAMS, PRESETS, ArchConfig
-from resnet_explorer.common import ConfigError, parse_json_object
+from resnet_explorer.common import MAX_CONFIG_BYTES, ConfigError, parse_json_object
 from tests.strategies import small_configs
 
 
@@ -86,7 +86,7 @@ def test_random_configs_round_trip(cfg):
     ('{"colour": "red"}', "unknown field 'colour'"),
     ("[1, 2]", "must be a JSON object"),
     ("{not json", "not valid JSON"),
-    ("[" * 50_000 + "]" * 50_000, "limit is 65,536"),
+    ("[" * MAX_CONFIG_BYTES + "]", f"limit is {MAX_CONFIG_BYTES:,}"),
     ("[" * 20_000 + "]" * 20_000, "nested too deeply"),
     ('{"blocks": [' + ",".join(["1"] * 100) + "]}", "at most 64"),
 ])
@@ -104,6 +104,19 @@ def test_non_utf8_bytes_are_rejected():
 def test_valid_json_with_invalid_values_reports_validation():
     with pytest.raises(ConfigError, match="stage 1: blocks must be between 1 and 64"):
         ArchConfig.from_json(json.dumps({"blocks": [0, 4, 6, 3]}))
+
+
+def test_a_per_stage_list_left_out_follows_the_stage_count_of_the_ones_given():
+    three = ArchConfig.from_json(json.dumps({"blocks": [2, 2, 2], "widths": [32, 64, 128]}))
+    assert three.depthwise == (False, False, False)
+    assert ArchConfig.from_json('{"blocks": [2, 2]}').widths == (64, 128)
+    # Grown as the Architecture page's stage counter grows a network: twice as wide.
+    five = ArchConfig.from_query({"blocks": "2,2,2,2,2"})
+    assert five.widths == (64, 128, 256, 512, 1024) and len(five.depthwise) == 5
+    # Lists the person wrote are still held to each other, and only they are blamed.
+    with pytest.raises(ConfigError) as info:
+        ArchConfig.from_json('{"blocks": [2, 2, 2], "widths": [64, 128]}')
+    assert info.value.problems == ["widths must have one entry per stage (3), got 2"]
 
 
 def test_describe_diff_in_words():

@@ -1,9 +1,12 @@
 """AppTest of the Models page: the store table (sortable, disk used), a model's card and
 downloads, imports (good and hostile files), rename, deleting several models after a
-confirmation, and torchvision's ImageNet weights (where to put them, transfer)."""
+confirmation, and torchvision's ImageNet weights (where to put them, a failed download, an
+upload, transfer)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import pathlib
 import pickle
 
@@ -13,12 +16,14 @@ from streamlit.testing.v1 import AppTest
 
 from resnet_explorer.arch import ArchConfig, build_model
 from resnet_explorer.inference.onnx_engine import cache_key
-from resnet_explorer.models import (RESNET34_IMAGENET, list_models, read_model_card,
-                                    save_model, update_metrics)
+from resnet_explorer.models import (RESNET34_IMAGENET, download_checkpoint, install_checkpoint,
+                                    list_models, read_model_card, save_model, update_metrics)
 from tests.inference_helpers import TINY, CreatesFile, sidecar_for, torch_bytes
 from tests.page_helpers import TIMEOUT, open_page_at, texts
+from ui import models_view
 
 PAGE = "../app_pages/models.py"
+FILE = RESNET34_IMAGENET.file_name
 
 
 def open_page() -> AppTest:
@@ -169,6 +174,46 @@ def test_import_a_bad_file_then_a_good_one_rename_and_delete(with_tiny, tmp_path
     # The confirmation was for that model: the next one needs its own.
     assert not at.checkbox(key="models_confirm_delete").value
     assert at.button(key="models_delete").disabled
+
+
+def test_a_failed_imagenet_download_says_what_happened_once_and_offers_the_upload(
+        store_home, monkeypatch):
+    offline = dataclasses.replace(RESNET34_IMAGENET, url="http://127.0.0.1:9/" + FILE)
+    monkeypatch.setattr(models_view, "download_checkpoint",
+                        lambda **kw: download_checkpoint(offline, **kw))
+    at = open_page()
+    assert "upload" in texts(at.info)  # the route for a server without internet access
+    # The transfer button is greyed out, and the page says why.
+    assert at.button(key="models_transfer").disabled
+    assert "Needs the ImageNet weights" in texts(at.caption)
+    at.button(key="models_download").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("The download failed (") and "Upload the file" in error.value
+    assert str(store_home / "weights") not in error.value  # the box above says where, once
+    assert not at.get("progress")  # no empty "Downloading…" bar left behind
+
+
+def test_an_uploaded_imagenet_file_is_checked_and_saved(store_home, monkeypatch):
+    torch.manual_seed(0)
+    data = torch_bytes(torchvision.models.resnet34().state_dict())
+    at = open_page()
+    assert at.button(key="models_imagenet_save").disabled  # nothing uploaded yet
+    at.file_uploader(key="models_imagenet_file").set_value(
+        [("resnet34.pth", data, "application/octet-stream")]).run()
+    at.button(key="models_imagenet_save").click().run()
+    assert "Not saved" in texts(at.error) and "SHA-256" in texts(at.error)
+    assert not (store_home / "weights" / FILE).exists()
+    # The file torchvision publishes (here: its hash is this file's).
+    spec = dataclasses.replace(RESNET34_IMAGENET,
+                               hash_prefix=hashlib.sha256(data).hexdigest()[:8])
+    monkeypatch.setattr(models_view, "install_checkpoint",
+                        lambda data, **kw: install_checkpoint(data, spec, **kw))
+    at.button(key="models_imagenet_save").click().run()
+    assert not at.exception and "Verified and saved" in texts(at.success)
+    assert "are on this machine" in texts(at.success)
+    assert (store_home / "weights" / FILE).read_bytes() == data
+    assert not at.button(key="models_transfer").disabled
 
 
 def test_imagenet_weights_transfer_into_the_current_architecture(store_home):

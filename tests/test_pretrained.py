@@ -18,10 +18,10 @@ from skimage import data as skdata
 from torchvision.models import ResNet34_Weights
 
 from resnet_explorer.arch import ArchConfig
-from resnet_explorer.common import PretrainedUnavailable
+from resnet_explorer.common import ImportRefused, PretrainedUnavailable
 from resnet_explorer.inference import Predictor
 from resnet_explorer.models import (RESNET34_IMAGENET, ModelCard, download_checkpoint,
-                                    imagenet_model, imagenet_sidecar)
+                                    imagenet_model, imagenet_sidecar, install_checkpoint)
 from resnet_explorer.models.pretrained import (find_checkpoint, imagenet_state_dict,
                                                transfer_imagenet)
 from tests.inference_helpers import classify_images
@@ -122,9 +122,24 @@ def test_offline_says_exactly_which_file_to_put_where(dirs):
         imagenet_model(spec, weights_dir=weights)
     message = str(info.value)
     assert str(weights / FILE) in message and spec.url in message and str(hub / FILE) in message
+    assert "upload that file on the dashboard's Models page" in message  # a remote server's way
+    # Alone, for a page that already says where the file goes: what went wrong, no more.
+    assert info.value.reason and str(weights) not in info.value.reason
     assert not (hub / FILE).exists()
     with pytest.raises(PretrainedUnavailable, match="download not attempted"):
         imagenet_model(weights_dir=weights, download=False)
+
+
+def test_an_uploaded_checkpoint_is_saved_in_weights_only_when_its_hash_matches(dirs, checkpoint):
+    weights, _ = dirs
+    with pytest.raises(ImportRefused, match="SHA-256 starts .*expected b627a593; nothing was"):
+        install_checkpoint(checkpoint, weights_dir=weights, name="mine.pth")
+    assert list(weights.iterdir()) == []
+    spec = dataclasses.replace(RESNET34_IMAGENET,
+                               hash_prefix=hashlib.sha256(checkpoint).hexdigest()[:8])
+    path = install_checkpoint(checkpoint, spec, weights_dir=weights, name="mine.pth")
+    assert path == weights / FILE and find_checkpoint(weights_dir=weights) == path
+    assert [p.name for p in weights.iterdir()] == [FILE]  # no temporary file left
 
 
 @pytest.mark.parametrize("content, expected", [

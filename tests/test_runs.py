@@ -98,7 +98,7 @@ def test_killed_run_shows_interrupted_and_resumes_from_its_checkpoint(home):
     assert epochs == list(range(1, 13))
 
 
-def test_a_dead_run_found_by_a_reader_is_marked_interrupted(tmp_path):
+def test_a_dead_run_found_by_a_reader_shows_interrupted_and_a_writer_records_it(tmp_path):
     # No process at all: the state a server restart leaves behind.
     run_id = "20250101-000000-digits-abcd"
     paths = RunPaths(tmp_path / run_id)
@@ -106,7 +106,9 @@ def test_a_dead_run_found_by_a_reader_is_marked_interrupted(tmp_path):
     paths.lock.touch()  # every run has one from its start (a folder without one is being deleted)
     write_status(paths, state="running", created=1.0, epoch=3.5, epochs=10)
     assert runs.list_runs(tmp_path)[0].state == "interrupted"
-    assert read_status(paths)["state"] == "interrupted"  # recorded, not just displayed
+    assert read_status(paths)["state"] == "running"  # shown, not written: readers never write
+    assert runs.cancel_run(run_id, tmp_path) == f"run {run_id} was no longer running"
+    assert read_status(paths)["state"] == "interrupted"  # a writer acting on it records it
     # While a process holds the run's lock it is alive, whatever the status says.
     write_status(paths, state="running")
     fd = try_lock(paths.lock)

@@ -87,7 +87,7 @@ def test_a_damaged_active_looking_run_is_not_settled_and_cannot_be_resumed(root)
     assert paths.status.read_bytes() == content  # not overwritten with "interrupted"
     paths.status.write_bytes(b"{torn")
     paths.lock.touch()  # a run that ever ran has one: resume gets as far as reading the state
-    with pytest.raises(RunError, match="runs resume"):
+    with pytest.raises(RunError, match="cannot be resumed: status.json is not JSON"):
         runs.resume_run(BAD_ID, root)
 
 
@@ -148,9 +148,16 @@ def plant_temps(folder: Path) -> list[Path]:
 
 @pytest.mark.usefixtures("one_thread")
 def test_a_run_removes_its_own_stale_temporary_files_when_it_starts(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir, weights = tmp_path / "run", tmp_path / "w"
     stale = plant_temps(run_dir)
-    keep = [run_dir / "notes.txt", tmp_path / f"other{TMP_SUFFIX}"]
+    weights.mkdir()
+    # Its own models' half-written files in the store too, never another model's.
+    stale += [weights / f".run-best.safetensors.k1{TMP_SUFFIX}",
+              weights / f".run-last.json.k2{TMP_SUFFIX}"]
+    keep = [run_dir / "notes.txt", tmp_path / f"other{TMP_SUFFIX}",
+            weights / f".runner-best.safetensors.k3{TMP_SUFFIX}"]
+    for path in stale[2:]:
+        path.write_bytes(b"half a model")
     for path in keep:
         path.write_text("not the run's leftovers")
     seen_at_start = []
@@ -162,9 +169,9 @@ def test_a_run_removes_its_own_stale_temporary_files_when_it_starts(tmp_path):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RunRecorder, "on_step", on_step)
-        status = run_training(TINY_ARCH, QUICK, run_dir, weights_dir=tmp_path / "w", echo=False)
+        status = run_training(TINY_ARCH, QUICK, run_dir, weights_dir=weights, echo=False)
     assert status["state"] == "completed", status["message"]
-    assert seen_at_start and seen_at_start[0] == [False, False]  # gone before the first step
+    assert seen_at_start and seen_at_start[0] == [False] * 4  # gone before the first step
     assert all(p.exists() for p in keep)
     assert not list(run_dir.glob(f"*{TMP_SUFFIX}"))
 

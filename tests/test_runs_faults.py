@@ -18,7 +18,7 @@ from resnet_explorer.common import RunError
 from resnet_explorer.runs import RunPaths, read_status, write_status
 from resnet_explorer.runs.layout import try_lock
 from resnet_explorer.runs.queue import queue_dir, runs_ahead, slot_lock
-from resnet_explorer.runs.reading import settle
+from resnet_explorer.runs.reading import observed_status
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN, wait_for
 
 
@@ -106,11 +106,11 @@ def test_readers_of_a_run_removed_under_them_see_it_gone_and_never_recreate_it(t
     paths.dir.mkdir()
     write_status(paths, state="queued", created=1.0)
     status = read_status(paths)  # a reader's first look, then the folder is deleted
-    assert settle(paths, status) is None  # the lock file went first: no new one
+    assert observed_status(paths, status) is None  # no lock file: being deleted; none is made
     assert not paths.lock.exists()
     assert runs.get_run(run_id, tmp_path) is None and runs.list_runs(tmp_path) == []
     shutil.rmtree(paths.dir)
-    assert settle(paths, status) is None
+    assert observed_status(paths, status) is None
     assert not paths.dir.exists()
     assert runs.cancel_run(run_id, tmp_path) == f"run {run_id} was removed"
     with pytest.raises(RunError, match="was removed"):
@@ -162,3 +162,35 @@ def test_supervisors_leave_the_dashboard_and_no_zombies_behind(busy_cpu):
         runs.cancel_run(run_id, root, wait_s=10)
     wait_for(lambda: not any((root / run_id).exists() for run_id in ids), 10, "the removals")
     assert children_of_this_process(zombies_only=True) == []
+
+
+def test_damaged_bookkeeping_files_give_messages_and_never_tracebacks(busy_cpu):
+    root = busy_cpu
+    run_id = "20250101-000000-digits-0001"
+    paths = RunPaths(root / run_id)
+    paths.dir.mkdir()
+    paths.lock.touch()
+    write_status(paths, state="failed", created=1.0, resumes="two")  # a hand edited it
+    for damage in (b"\xff{", b"[1, 2]", b'{"device": 3}'):
+        paths.launch.write_bytes(damage)
+        with pytest.raises(RunError, match="launch.json is damaged"):
+            runs.resume_run(run_id, root)
+    paths.launch.unlink()
+    with pytest.raises(RunError, match="has no launch.json"):
+        runs.resume_run(run_id, root)
+    paths.launch.write_text(json.dumps({"device": "cpu", "marker": "0-" + run_id}))
+    runs.resume_run(run_id, root)  # the unreadable count of resumes counts as none
+    assert read_status(paths)["resumes"] == 1 and state(root, run_id) == "queued"
+    supervisor(root, run_id)
+    assert runs.cancel_run(run_id, root, wait_s=10) == f"removed queued run {run_id}"
+
+    # A double-click marker that is not text starts a new run instead of raising.
+    (root / ".queue").mkdir(exist_ok=True)
+    first = runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root, dedupe_key="k")
+    for marker in (root / ".queue").glob("dedupe-*"):
+        marker.write_bytes(b"\xff\xfe")
+    second = runs.start_run(TINY_ARCH, TINY_TRAIN, device="cpu", runs_dir=root, dedupe_key="k")
+    assert second != first
+    for run in (first, second):
+        supervisor(root, run)
+        runs.cancel_run(run, root, wait_s=10)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 import pytest
 import torch
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.analysis import analyze, latency, si
-from resnet_explorer.arch import ArchConfig
+from resnet_explorer.analysis import analyze, charts, latency, si
+from resnet_explorer.arch import BASELINE, ArchConfig
+from ui.summary_view import LAYER_COLUMNS
 from tests.inference_helpers import TINY
 from tests.page_helpers import open_page_at, texts
 
@@ -65,6 +70,46 @@ def test_comparing_with_a_preset_shows_the_layer_diff():
     layers = at.dataframe[0].value
     assert (layers.set_index("layer").loc["layer3.5.bn2", "vs comparison"]) == "added"
     assert len(at.get("plotly_chart")) == 4  # stage bars, block MACs, memory, diagram
+
+
+def _shown(table) -> pd.DataFrame:
+    """The table's cells as the browser shows them (the data behind them stays numeric)."""
+    return convert_arrow_bytes_to_pandas_df(table.proto.arrow_data.styler.display_values)
+
+
+def test_the_layer_table_reads_as_figures_and_fits_the_page(baseline):
+    table = baseline.dataframe[0]
+    conv1 = _shown(table).iloc[0]
+    assert (conv1["layer"], conv1["params"], conv1["MACs"]) == ("conv1", "9,408", "118 M")
+    assert conv1["activations MiB"] == "0.57"  # not 0.574219
+    assert table.value["MACs"][0] == 118_013_952  # sorting stays numeric
+    # The columns in view by default, at widths that fit the main column of a 1400 px window.
+    assert list(table.proto.column_order) == list(LAYER_COLUMNS)
+    assert sum(LAYER_COLUMNS.values()) <= 930
+    stages = next(df for df in baseline.dataframe if "receptive field" in df.value.columns)
+    assert _shown(stages).iloc[-1]["MACs"] == "512 k"
+
+
+def test_differences_count_layers_in_the_singular_too():
+    at = _page(ArchConfig(head_hidden=256))
+    at.selectbox(key="summary_compare").set_value("resnet34").run()
+    assert "1 layer changed" in texts(at.markdown)
+
+
+def test_charts_say_what_their_axes_count_and_label_the_log_axis_in_full(baseline):
+    a = analyze(BASELINE, (3, 224, 224))
+    bars = charts.stage_bars([("this", a)])
+    assert (bars.layout.yaxis.title.text, bars.layout.yaxis2.title.text) == (
+        "parameters", "MACs (multiply-adds)")
+    assert charts.block_macs(a).layout.yaxis.title.text == "MACs (multiply-adds)"
+    assert charts.activation_memory([("this", a)]).layout.yaxis.title.text == "MiB"
+    axis = charts.diagram(a).layout.yaxis
+    assert list(axis.ticktext) == ["4", "8", "16", "32", "64", "128", "256", "512", "1024"]
+    # The 64-channel stem and stage 1 bars are about half the panel high, so their
+    # labels have room; labels never shrink below a readable size.
+    low, high = axis.range
+    assert (math.log10(64) - low) / (high - low) > 0.45
+    assert charts.diagram(a).layout.uniformtext.minsize >= 10
 
 
 def test_pasted_json_is_compared_or_its_problems_shown():

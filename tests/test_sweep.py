@@ -154,7 +154,8 @@ def test_every_problem_is_listed_with_its_modification_name():
 
 
 def test_the_base_and_the_spec_itself_are_checked_too():
-    found = problems(base_arch={"widths": [8]}, train={"lr": 0.0}, seeds=True, extra={})
+    found = problems(base_arch={"blocks": [2, 2], "widths": [8]}, train={"lr": 0.0}, seeds=True,
+                     extra={})
     text = "\n".join(found)
     assert "sweep spec: unknown field 'extra'" in text
     assert "base_arch: widths must have one entry per stage" in text

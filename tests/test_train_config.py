@@ -71,3 +71,18 @@ def test_cosine_warms_up_linearly_and_step_decays_every_n_epochs():
 def test_schedule_is_finite_for_any_step():
     cfg = TrainConfig(epochs=1, warmup_epochs=1)
     assert all(math.isfinite(cfg.lr_at(s, 1)) for s in (-5, 0, 1, 10**6))
+
+
+def test_warm_up_follows_the_epochs_unless_set():
+    # Left empty (null in JSON), it is a quarter of the run, at most two epochs.
+    assert QUICK.warmup_epochs is None
+    assert [TrainConfig(epochs=n).warmup for n in (1, 2, 4, 8, 100)] == [0.25, 0.5, 1.0, 2.0, 2.0]
+    assert TrainConfig(epochs=1, warmup_epochs=0.0).warmup == 0.0  # set: kept, zero included
+    # The CLI with {"epochs": 1} and the rest of the quick recipe trains instead of refusing.
+    short = TrainConfig.from_dict({**QUICK.to_dict(), "epochs": 1})
+    assert short.warmup == 0.25 and json.loads(short.to_json())["warmup_epochs"] is None
+    assert TrainConfig.from_json(short.to_json()) == short
+    values = lrs(short)  # the peak rate is reached after a quarter of the run
+    assert values.index(max(values)) == 2 and values[-1] < short.lr / 10
+    with pytest.raises(ConfigError, match=r"warmup_epochs \(2.0\) cannot exceed epochs \(1\)"):
+        TrainConfig.from_dict({"epochs": 1, "warmup_epochs": 2})  # typed by a person: refused

@@ -38,6 +38,24 @@ def test_page_previews_the_built_in_digits_with_the_quick_recipe(home):
     assert "not been downloaded" in texts(at) and not at.exception
 
 
+def _image_rows(at: AppTest) -> list[int]:
+    """How many images each row (horizontal block) of the page holds, top to bottom."""
+    rows: dict[int, int] = {}
+
+    def walk(node, parent=None):
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "type", None) == "image":
+                rows[id(parent)] = rows.get(id(parent), 0) + 1
+            walk(child, node if getattr(child, "type", None) == "column" else parent)
+
+    walk(at._tree)
+    return list(rows.values())
+
+
+def test_the_digit_samples_form_an_even_grid(home):
+    assert _image_rows(page()) == [8, 8]  # not a flowing list that wraps as 14 + 2
+
+
 def test_start_from_the_page_then_watch_cancel_and_reload(home):
     at = page()
     at.number_input(key="hp_epochs").set_value(TINY_TRAIN.epochs)
@@ -87,6 +105,7 @@ def test_invalid_settings_are_reported_live_and_start_nothing(home):
     at.selectbox(key="hp_dataset").set_value("digits").run()
     # Nothing is quietly fixed: the validator's own sentences, and no Start.
     at.number_input(key="hp_epochs").set_value(1)
+    at.number_input(key="hp_warmup_epochs").set_value(2.0)  # typed: kept as typed
     at.selectbox(key="hp_optimizer").set_value("adamw").run()
     errors = texts(at)
     assert "warmup_epochs (2.0) cannot exceed epochs (1)" in errors

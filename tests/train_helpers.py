@@ -41,14 +41,18 @@ def kill_run_processes(runs_dir: Path) -> None:
     if not runs_dir.is_dir():
         return
     for folder in runs_dir.iterdir():
-        status = read_status(RunPaths(folder))
-        for key in ("supervisor_pid", "pid"):
-            pid = status.get(key)
-            if isinstance(pid, int) and _belongs_to(pid, folder):
-                try:
-                    os.killpg(pid, signal.SIGKILL)  # both run in their own session
-                except (ProcessLookupError, PermissionError):
-                    pass
+        for pid in run_pids(folder).values():
+            try:
+                os.killpg(pid, signal.SIGKILL)  # both run in their own session
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run_pids(folder: Path) -> dict[str, int]:
+    """The run's processes that are alive, by their status key ("supervisor_pid", "pid")."""
+    status = read_status(RunPaths(folder))
+    return {key: pid for key in ("supervisor_pid", "pid")
+            if isinstance(pid := status.get(key), int) and _belongs_to(pid, folder)}
 
 
 def _belongs_to(pid: int, folder: Path) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from resnet_explorer.analysis import Analysis, analyze, torchinfo_text
+from resnet_explorer.analysis import Analysis, analyze, smallest_input_side, torchinfo_text
 from resnet_explorer.arch import ArchConfig
 
 
@@ -23,9 +23,18 @@ def _torchinfo(cfg_json: str, input_size: tuple[int, int, int]) -> str:
     return torchinfo_text(ArchConfig.from_json(cfg_json), input_size)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _smallest_input_side(cfg_json: str, last_side: int, upto: int) -> int | None:
+    return smallest_input_side(ArchConfig.from_json(cfg_json), last_side, upto=upto)
+
+
 def cached_analysis(cfg: ArchConfig, input_size: tuple[int, int, int], batch: int) -> Analysis:
     return _analysis(cfg.to_json(), tuple(input_size), int(batch))
 
 
 def cached_torchinfo(cfg: ArchConfig, input_size: tuple[int, int, int]) -> str:
     return _torchinfo(cfg.to_json(), tuple(input_size))
+
+
+def cached_smallest_input_side(cfg: ArchConfig, last_side: int, upto: int) -> int | None:
+    return _smallest_input_side(cfg.to_json(), int(last_side), int(upto))

@@ -16,12 +16,12 @@ from typing import Any
 
 import streamlit as st
 
-from resnet_explorer.arch import MAX_STAGES, MAX_WIDTH, PRESETS, ArchConfig
+from resnet_explorer.arch import (MAX_STAGES, PRESETS, STAGE_FIELDS, ArchConfig,
+                                   next_stage_value)
 from resnet_explorer.common import UserError, spec_of
 from ui import fields as gen
 from ui.flash import remember
 
-STAGE_FIELDS = ("blocks", "widths", "depthwise")
 SCALAR_FIELDS = tuple(f.name for f in fields(ArchConfig) if f.name not in STAGE_FIELDS)
 STAGES_KEY = "aw_stages"
 PRESET_KEY = "arch_preset"
@@ -96,26 +96,35 @@ def init(cfg: ArchConfig) -> None:
 
 
 def ensure_stage(i: int) -> None:
-    """A stage added with the stage counter starts as a copy of the previous one, twice as wide."""
-    if key("blocks", i) in st.session_state:
-        return
-    prev_blocks = st.session_state.get(key("blocks", i - 1), 2)
-    prev_width = st.session_state.get(key("widths", i - 1), 64)
-    st.session_state[key("blocks", i)] = prev_blocks
-    st.session_state[key("widths", i)] = min(MAX_WIDTH, prev_width * 2)
-    st.session_state[key("depthwise", i)] = st.session_state.get(key("depthwise", i - 1), False)
+    """A stage added with the stage counter grows from the previous one (stage 1 is always
+    there: init loads a whole config)."""
+    for name in STAGE_FIELDS:
+        if key(name, i) not in st.session_state:
+            st.session_state[key(name, i)] = next_stage_value(
+                name, st.session_state[key(name, i - 1)])
 
 
 def read() -> tuple[ArchConfig | None, list[str]]:
-    """The config the widgets describe, or the problems that stop it from being one."""
+    """The config the widgets describe, or the problems that stop it from being one (also
+    before the widgets are drawn: a stage the counter just added is made here)."""
     data: dict[str, Any] = {name: st.session_state[key(name)] for name in SCALAR_FIELDS}
     n = st.session_state[STAGES_KEY]
+    for i in range(n):
+        ensure_stage(i)
     for name in STAGE_FIELDS:
         data[name] = [st.session_state[key(name, i)] for i in range(n)]
     try:
         return ArchConfig.from_dict(data), []
     except UserError as exc:
         return None, exc.problems
+
+
+def sync_preset() -> None:
+    """Show in the preset box the preset the widgets describe, or none (the placeholder) for
+    any other config; call before the box is drawn. A reset or an edit then never leaves the
+    previous preset's name standing, and picking that preset again reloads it."""
+    cfg, _ = read()
+    st.session_state[PRESET_KEY] = next((name for name, p in PRESETS.items() if p == cfg), None)
 
 
 # ----- callbacks ---------------------------------------------------------------------------

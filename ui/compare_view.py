@@ -19,12 +19,13 @@ import streamlit as st
 from resnet_explorer.analysis import ranking_note
 from resnet_explorer.common import runs_dir, weights_dir
 from resnet_explorer.experiments import (CompareRow, CompareTable, build_table, delete_rows,
-                                         legend_names, measure_rows, settle_dead_runs,
-                                         shared_parts, store_signature, table_csv)
+                                         legend_names, measure_rows, shared_parts,
+                                         store_signature, table_csv, with_live_states)
 from resnet_explorer.experiments.charts import (COST_AXES, X_AXES, accuracy_cost_figure,
                                                 curve_figures, run_colour)
 from resnet_explorer.runs import RunMetrics, RunPaths, read_metrics
 from ui import nav
+from ui.access import lock_reason
 from ui.flash import flash
 
 TABLE_KEY_PREFIX = "cmp_table_"  # + a digest of the rows shown: a new row set starts unselected
@@ -51,13 +52,11 @@ def _cached_table(signature: str, runs: str, weights: str) -> CompareTable:
 
 
 def load_table() -> CompareTable:
-    """The table of every run and stored model, rebuilt when one of their files changed or
-    a run it shows as active has died (recorded then, which changes its status file)."""
+    """The table of every run and stored model, rebuilt when one of their files changed; a run
+    it shows as active that has died since (no file changes then) shows as interrupted."""
     runs, weights = runs_dir(), weights_dir()  # per run: the home may differ between tests
     table = _cached_table(store_signature(runs, weights), str(runs), str(weights))
-    if settle_dead_runs(table, runs):
-        table = _cached_table(store_signature(runs, weights), str(runs), str(weights))
-    return table
+    return with_live_states(table, runs)
 
 
 def empty_store() -> None:
@@ -105,15 +104,17 @@ def actions(table: CompareTable, rows: Sequence[CompareRow],
         with st.spinner("Measuring: each network runs for a few seconds…"):
             messages = measure_rows(selected)
         flash("info", "\n\n".join(messages))
+    locked = lock_reason()
     if delete_col.button(f"Delete selected ({len(selected)})…", key="cmp_delete",
-                         disabled=not selected):
+                         disabled=not selected or bool(locked), help=locked) and not locked:
         st.session_state[PENDING_DELETE_KEY] = [r.key for r in selected]
-    _confirm_delete()
+    _confirm_delete(locked)
 
 
-def _confirm_delete() -> None:
+def _confirm_delete(locked: str | None) -> None:
     pending = st.session_state.get(PENDING_DELETE_KEY)
-    if not pending:
+    if not pending or locked:  # a session locked again drops the question with its consent
+        st.session_state.pop(PENDING_DELETE_KEY, None)
         return
     st.warning(f"Delete {len(pending)} row(s) for good: each run's folder and the models it "
                "put in the store, and each stored model listed?\n\n"

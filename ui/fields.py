@@ -23,12 +23,16 @@ from resnet_explorer.common import Spec, field_types, spec_of
 Kind = Literal["radio", "slider"]
 
 
-def _item_type(cls: type, name: str) -> Any:
-    """The type of one value of field `name` (the item type for tuple fields)."""
+def _item_type(cls: type, name: str) -> tuple[Any, bool]:
+    """The type of one value of field `name` (the item type for tuple fields), and whether
+    the field may be None (`float | None`: an empty box, meaning "auto")."""
     hint = field_types(cls)[name]
     if typing.get_origin(hint) is tuple:
-        return typing.get_args(hint)[0]
-    return hint
+        return typing.get_args(hint)[0], False
+    args = typing.get_args(hint)
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
 
 
 def _fit(value: Any, kind: Any) -> Any:
@@ -42,10 +46,11 @@ def _fit(value: Any, kind: Any) -> Any:
 
 def widget(cls: type, name: str, key: str, *, default: Any = None, where: Any = st,
            label: str | None = None, kind: Kind | None = None, disabled: bool = False,
-           horizontal: bool = False) -> Any:
-    """The widget for field `name` of config class `cls` in container `where`; its value."""
+           horizontal: bool = False, placeholder: str | None = None) -> Any:
+    """The widget for field `name` of config class `cls` in container `where`; its value.
+    A number field that may be None is a box that may be left empty, showing `placeholder`."""
     spec: Spec = spec_of(cls, name)
-    t = _item_type(cls, name)
+    t, optional = _item_type(cls, name)
     if key not in st.session_state:
         if default is not None:
             st.session_state[key] = _fit(default, t)
@@ -67,6 +72,8 @@ def widget(cls: type, name: str, key: str, *, default: Any = None, where: Any = 
         step = t(spec.step) if spec.step is not None else (1 if t is int else None)
         if kind == "slider":
             return where.slider(text, lo, hi, step=step, format=spec.format, **common)
+        if optional:  # value=None: empty unless session state holds a number
+            common.update(value=None, placeholder=placeholder or "auto")
         return where.number_input(text, lo, hi, step=step, format=spec.format, **common)
     if t is str:
         return where.text_input(text, **common)

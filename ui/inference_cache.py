@@ -1,4 +1,5 @@
-"""Predictors shared by every session: one per model file, reloaded when the file changes."""
+"""Predictors shared by every session: one per model file, reloaded when the file changes;
+and the training images shown beside the uploader."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from resnet_explorer.common.devices import resolve_device
 from resnet_explorer.inference import Predictor
+from resnet_explorer.inference import training_samples as _training_samples
 
 
 # The fingerprint (sha256, size, mtime of the file in use) is part of the key, so a model
@@ -23,3 +25,9 @@ def stored_predictor(name: str, fingerprint: str, folder: str) -> Predictor:
 def imagenet_predictor(fingerprint: str, folder: str) -> Predictor:
     return Predictor.imagenet(weights_dir=Path(folder), download=False,
                               device=resolve_device("auto"))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def training_samples(dataset: str, channels: int, root: str) -> list:
+    """A few training images of a built-in dataset, read once per process, not per rerun."""
+    return _training_samples(dataset, channels, Path(root))

@@ -14,13 +14,15 @@ from typing import Callable
 
 import streamlit as st
 
-from resnet_explorer.common import UserError
+from resnet_explorer.common import MODEL_UPLOAD, UserError
 from resnet_explorer.inference import export_onnx, prune_onnx_cache
-from resnet_explorer.models import (MAX_MODEL_BYTES, MODEL_SORTS, RESNET34_IMAGENET, ModelInfo,
+from resnet_explorer.models import (MODEL_SORTS, RESNET34_IMAGENET, DownloadFailed, ModelInfo,
                                     card_markdown, checkpoint_fingerprint, delete_models,
                                     download_checkpoint, import_imagenet_transfer, import_model,
-                                    model_file_bytes, model_files, model_zip, read_sidecar,
-                                    rename_model, size_text, sort_models, where_to_put)
+                                    install_checkpoint, model_file_bytes, model_files, model_zip,
+                                    read_sidecar, rename_model, size_text, sort_models,
+                                    where_to_put)
+from ui.access import lock_reason
 from ui.flash import flash
 from ui.state import current_arch, drop_stale_choice
 
@@ -31,6 +33,8 @@ NEW_NAME_KEY = "models_new_name"
 DELETE_PICK_KEY = "models_delete_pick"
 CONFIRM_KEY = "models_confirm_delete"
 TRANSFER_NAME_KEY = "models_transfer_name"
+IMAGENET_FILE_KEY = "models_imagenet_file"
+NEEDS_IMAGENET = "Needs the ImageNet weights on this machine: download or upload them above."
 CARD_KEY = "models_card"
 ONNX_KEY = "models_onnx"  # (fingerprint, bytes) of the export prepared in this session
 SORT_KEY = "models_sort"
@@ -159,11 +163,14 @@ def import_section(folder: Path) -> None:
                "saved by torch.save (read with weights_only: nothing in it can run code). "
                "Every tensor is checked against the architecture before it is saved; a bare "
                "`.pth` is read as the current architecture.")
+    locked = lock_reason()
     files = st.file_uploader("Model files", accept_multiple_files=True, key=IMPORT_FILES_KEY,
-                             max_upload_size=MAX_MODEL_BYTES // 2**20)
+                             max_upload_size=MODEL_UPLOAD.megabytes, disabled=bool(locked),
+                             help=locked)
     name = st.text_input("Name (optional; default: from the sidecar or file name)",
                          key=IMPORT_NAME_KEY)
-    if st.button("Import", key="models_import", disabled=not files) and files:
+    if st.button("Import", key="models_import", disabled=not files or bool(locked),
+                 help=locked) and files and not locked:
         try:
             card, notes = import_model(files, current_arch(), name.strip() or None, folder)
         except UserError as exc:
@@ -173,21 +180,20 @@ def import_section(folder: Path) -> None:
 
 
 def imagenet_section(folder: Path) -> None:
+    locked = lock_reason()
     have = checkpoint_fingerprint(weights_dir=folder) is not None
     if have:
         st.success("torchvision's ImageNet ResNet34 weights (IMAGENET1K_V1) are on this machine.")
     else:
-        st.info(f"The ImageNet weights are not on this machine. To add them offline, "
-                f"{where_to_put(RESNET34_IMAGENET, folder)}. Or download them now:")
-        if st.button("Download the ImageNet weights (~87 MB)", key="models_download"):
-            _download_imagenet(folder)
+        _get_imagenet(folder, locked)
     cfg = current_arch()
     st.markdown(f"**Into the current architecture ({cfg.short_name()}).** Every ImageNet tensor "
                 "whose name and shape fit is copied; the rest stays freshly initialised (train "
                 "it on the Train page).")
     new_name = st.text_input("Name for the new model", "imagenet-transfer", key=TRANSFER_NAME_KEY)
-    if st.button("Transfer the ImageNet weights", key="models_transfer", disabled=not have,
-                 help=None if have else "Download the ImageNet weights first.") and have:
+    if st.button("Transfer the ImageNet weights", key="models_transfer",
+                 disabled=not have or bool(locked),
+                 help=locked or (None if have else NEEDS_IMAGENET)) and have and not locked:
         try:
             card, report = import_imagenet_transfer(cfg, new_name.strip(), folder)
         except UserError as exc:
@@ -197,6 +203,31 @@ def imagenet_section(folder: Path) -> None:
             detail = "; ".join(redone[:12]) + (" …" if len(redone) > 12 else "")
             flash("success", f"Saved **{card.name}**: {report.summary()}."
                   + (f" Re-initialised: {detail}" if redone else ""))
+    if not have:  # a greyed-out button alone does not say why
+        st.caption(NEEDS_IMAGENET)
+
+
+def _get_imagenet(folder: Path, locked: str | None) -> None:
+    """The ways to get the ImageNet weights: download, upload (the practical one on a server
+    without internet access), or a file put in place by hand."""
+    st.info(f"The ImageNet weights are not on this machine. Download them here or, on a server "
+            f"without internet access, {where_to_put(RESNET34_IMAGENET, folder)}; uploading "
+            "that file below puts it there for you.")
+    if st.button("Download the ImageNet weights (~87 MB)", key="models_download",
+                 disabled=bool(locked), help=locked) and not locked:
+        _download_imagenet(folder)
+    upload = st.file_uploader(f"Upload {RESNET34_IMAGENET.file_name}", type=["pth"],
+                              key=IMAGENET_FILE_KEY, max_upload_size=MODEL_UPLOAD.megabytes,
+                              disabled=bool(locked), help=locked)
+    if st.button("Save the uploaded weights", key="models_imagenet_save",
+                 disabled=upload is None or bool(locked), help=locked) \
+            and upload is not None and not locked:
+        try:
+            path = install_checkpoint(upload.getvalue(), weights_dir=folder, name=upload.name)
+        except UserError as exc:
+            st.error(f"Not saved: {exc}")
+        else:
+            flash("success", f"Verified and saved {path.name}: the ImageNet weights are ready.")
 
 
 def _download_imagenet(folder: Path) -> None:
@@ -209,7 +240,10 @@ def _download_imagenet(folder: Path) -> None:
     try:
         path = download_checkpoint(progress=progress, weights_dir=folder)
     except UserError as exc:
-        st.error(str(exc))
+        bar.empty()  # a bar left at 0 % would still say "Downloading…"
+        # The box above already says where the file goes: the error says only what happened.
+        reason = exc.reason if isinstance(exc, DownloadFailed) else str(exc)
+        st.error(f"The download failed ({reason}). Upload the file below instead.")
     else:
         flash("success", f"Downloaded and verified {path.name}.")
 
@@ -218,12 +252,14 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
     if not models:
         st.caption("No models to rename or delete.")
         return
+    locked = lock_reason()
     names = [m.name for m in models]
     drop_stale_choice(TARGET_KEY, names)
     st.markdown("**Rename**")
     target = st.selectbox("Model", names, key=TARGET_KEY)
     renamed = st.text_input("New name", key=NEW_NAME_KEY).strip()
-    if st.button("Rename", key="models_rename", disabled=not renamed) and renamed:
+    if st.button("Rename", key="models_rename", disabled=not renamed or bool(locked),
+                 help=locked) and renamed and not locked:
         try:
             rename_model(target, renamed, folder)
         except UserError as exc:
@@ -240,8 +276,8 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
     size = sum(m.size_bytes for m in models if m.name in chosen)
     confirm = st.checkbox(f"Yes, delete {_count(len(chosen))} ({size_text(size)}) for good",
                           key=CONFIRM_KEY, disabled=not chosen)
-    if st.button("Delete", key="models_delete", disabled=not (chosen and confirm)) \
-            and chosen and confirm:
+    if st.button("Delete", key="models_delete", disabled=not (chosen and confirm) or bool(locked),
+                 help=locked) and chosen and confirm and not locked:
         # The deleted names leave the choice on the next run, and the consent with them.
         deleted, problems = delete_models(list(chosen), folder)
         prune_onnx_cache(folder)  # the Predictor's exports of the deleted models go too

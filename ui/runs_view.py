@@ -8,10 +8,11 @@ import streamlit as st
 
 from resnet_explorer.common import UserError, runs_dir, weights_dir
 from resnet_explorer.models import metrics_csv, model_zip, run_config_bytes, run_files
-from resnet_explorer.runs import (RunInfo, cancel_run, get_run, list_runs, log_tail, read_metrics,
-                                  resume_run)
+from resnet_explorer.runs import (FAILED, RunInfo, cancel_run, get_run, list_runs, log_tail,
+                                  read_metrics, resume_run)
 from resnet_explorer.runs.charts import training_figures
 from ui import nav
+from ui.access import lock_reason
 from ui.flash import flash
 from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY, drop_stale_choice
 
@@ -34,12 +35,11 @@ def runs_section() -> None:
     if not all_runs:
         st.info("No runs yet. Start one above.")
         return
-    st.dataframe(
-        [{"run": r.run_id, "state": r.state, "network": r.arch_name, "data": r.dataset,
-          "epoch": f"{r.epoch:.1f}/{r.epochs}",
-          "best val acc": f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "",
-          "message": r.message} for r in all_runs], hide_index=True)
     ids = [r.run_id for r in all_runs]
+    if any(r.active for r in all_runs):
+        _live_table(ids)
+    else:
+        _table(all_runs)
     drop_stale_choice(SELECTED_RUN_KEY, ids)
     run_id = st.selectbox("Run", ids, key=SELECTED_RUN_KEY)
     selected = all_runs[ids.index(run_id)]
@@ -47,6 +47,26 @@ def runs_section() -> None:
         _live(run_id)
     else:
         _render(run_id, selected)
+
+
+def _table(runs: list[RunInfo]) -> None:
+    st.dataframe(
+        [{"run": r.run_id, "state": r.state, "network": r.arch_name, "data": r.dataset,
+          "epoch": f"{r.epoch:.1f}/{r.epochs}",
+          "best val acc": (f"{r.best_val_acc:.1%}" + (" (chance)" if r.warning else "")
+                           if r.best_val_acc is not None else ""),
+          "message": r.message} for r in runs], hide_index=True)
+
+
+# The table is live while any run can change (a queued run starts, a running one advances):
+# each tick re-reads every run. Once a run is added or removed, or none can change any more,
+# the whole page reruns so the run picker and the panel below follow.
+@st.fragment(run_every=REFRESH_S)
+def _live_table(ids: list[str]) -> None:
+    runs = list_runs(runs_dir())
+    if [r.run_id for r in runs] != ids or not any(r.active for r in runs):
+        st.rerun(scope="app")
+    _table(runs)
 
 
 # A live fragment only while the run can change: it re-reads the run each tick and, once the
@@ -66,22 +86,32 @@ def _render(run_id: str, info: RunInfo | None) -> None:
         st.info("This run was removed.")
         return
     st.markdown(f"**{ICONS.get(info.state, '')} {info.state}** — {info.message}")
+    if info.warning:  # its model is kept, but must not pass for a result
+        st.warning(f"Model {info.warning}.")
+    if info.state == FAILED and not info.can_resume:
+        st.caption(f"Not resumable: a resume would load the same {info.failure} again. Fix the "
+                   "cause, then start a new run.")
     if info.state == "running":
         speed = f" · {info.images_per_s:,.0f} images/s" if info.images_per_s else ""
         st.progress(info.progress, text=f"epoch {info.epoch:.2f} of {info.epochs} · "
                     f"ETA {duration(info.eta_s)}{speed}")
     metrics = read_metrics(run_id, runs_dir())
     if metrics.steps or metrics.epochs:
-        figures = training_figures(metrics.steps, metrics.epochs)
+        log_loss = st.toggle("Log axis for the loss", key="train_loss_log",
+                             help="shows a huge loss (an unlucky first epoch) with the rest")
+        figures = training_figures(metrics.steps, metrics.epochs, log_loss)
         left, right = st.columns(2)
         for i, (name, fig) in enumerate(figures.items()):
             (left if i % 2 == 0 else right).plotly_chart(fig, key=f"train_chart_{name}")
     with st.expander("Log", expanded=info.state in ("failed", "diverged", "interrupted")):
         st.code(log_tail(run_id, runs_dir()) or "(empty)", language=None)
     b1, b2, b3 = st.columns(3)
-    if info.active and b1.button("Cancel run", key="train_cancel"):
+    locked = lock_reason()
+    if info.active and b1.button("Cancel run", key="train_cancel", disabled=bool(locked),
+                                 help=locked) and not locked:
         flash("info", cancel_run(run_id, runs_dir()))
-    if info.can_resume and b2.button("Resume run", key="train_resume"):
+    if info.can_resume and b2.button("Resume run", key="train_resume", disabled=bool(locked),
+                                     help=locked) and not locked:
         try:
             resume_run(run_id, runs_dir())
         except UserError as exc:
@@ -96,7 +126,8 @@ def _render(run_id: str, info: RunInfo | None) -> None:
     # What the run kept and is still in the store (a model may have been deleted since).
     models, configs = run_files(run_id, runs_dir(), weights_dir())
     if models:
-        st.caption(f"Model in the store: **{models[0]}**")
+        st.caption(f"Model in the store: **{models[0]}**"
+                   + (" (at chance level: see the warning above)" if info.warning else ""))
         if b3.button("Try it on the Inference page", key="train_try"):
             st.session_state[MODEL_PICK_KEY] = models[0]
             nav.go(nav.INFERENCE)

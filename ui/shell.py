@@ -1,4 +1,5 @@
-"""What app.py does around every page: the sidebar and the URL, before and after the page.
+"""What app.py does around every page: the sidebar and the URL, before and after the page,
+and in demo mode the operator's unlock box (ui/access.py) below the sidebar.
 
 Both are drawn before the page runs, so they stand when the page ends early (st.stop() and
 a switch to another page allow no further output). A page that changes the architecture
@@ -14,6 +15,7 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.navigation.page import StreamlitPage
 
 from resnet_explorer.arch import ArchConfig
+from ui.access import unlock_box
 from ui.sidebar import render_sidebar
 from ui.state import current_arch, write_arch_to_url
 
@@ -21,6 +23,7 @@ from ui.state import current_arch, write_arch_to_url
 def run_page(page: StreamlitPage) -> None:
     slot = st.sidebar.empty()
     drawn = _frame(slot)
+    unlock_box()  # before the page, like the sidebar: it stands when the page stops early
     try:
         page.run()
     except Exception:  # the page's own error: frame it, then let Streamlit show it

@@ -1,5 +1,5 @@
-"""Session state every page shares: the current architecture (kept in the URL too) and the
-keys one page sets for another.
+"""Session state every page shares: the current architecture (kept in the URL too), the
+keys one page sets for another, and widget values that outlive a visit to another page.
 
 The architecture lives in st.session_state under ARCH_KEY. A session that starts on any page
 reads it from the URL once; after every page run the shell writes it back, because
@@ -24,6 +24,8 @@ MODEL_PICK_KEY = "inf_model"
 SELECTED_RUN_KEY = "train_run"
 
 _ARCH_FIELDS = frozenset(f.name for f in fields(ArchConfig))
+# Prefix of the plain (non-widget) keys that keep widget values between page visits.
+_KEPT = "kept:"
 
 
 def drop_stale_choice(key: str, options: Sequence[Any]) -> None:
@@ -31,6 +33,22 @@ def drop_stale_choice(key: str, options: Sequence[Any]) -> None:
     so the widget falls back to its first option instead of failing."""
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
+
+
+def kept(key: str, default: Any = None) -> str:
+    """`key`, for a widget whose value should outlive a visit to another page; call it just
+    before drawing the widget, and pass the widget no default value of its own.
+
+    Streamlit deletes a widget's state in any run that does not draw it, so leaving the page
+    forgets the value. A plain key is never deleted: each run copies the widget's value there
+    and, when the widget's own state is gone, puts it back (`default` the first time)."""
+    if key in st.session_state:
+        st.session_state[_KEPT + key] = st.session_state[key]
+    elif _KEPT + key in st.session_state:
+        st.session_state[key] = st.session_state[_KEPT + key]
+    elif default is not None:
+        st.session_state[key] = default
+    return key
 
 
 def current_arch() -> ArchConfig:

@@ -3,18 +3,21 @@ measured speed, the layer table with changed rows marked, the diagram and the di
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import pandas as pd
 import streamlit as st
 
-from resnet_explorer.analysis import (THROUGHPUT_BATCH, Analysis, LayerChange, Latency,
-                                      cached_latency, changed_blocks, changes_frame, layer_frame,
-                                      measure_latency, measured_on, mib, ranking_note, si)
+from resnet_explorer.analysis import (COLUMN_FORMATS, THROUGHPUT_BATCH, Analysis, LayerChange,
+                                      Latency, cached_latency, changed_blocks, changes_frame,
+                                      layer_frame, measure_latency, measured_on, mib,
+                                      ranking_note, si)
 from resnet_explorer.analysis import charts
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
 from resnet_explorer.common import UserError
 from resnet_explorer.common.devices import device_kind
 from ui.analysis_cache import cached_analysis
+from ui.state import kept
 
 PASTED = "pasted JSON…"
 COMPARE_KEY = "summary_compare"
@@ -23,6 +26,11 @@ MEASURE_KEY = "summary_measure"
 # Where speed is measured: the session's best device, as the Inference page runs models.
 MEASURE_DEVICE = "auto"
 MARK = "background-color: rgba(214,39,40,0.15)"
+ALL_COLUMNS_KEY = "summary_all_columns"
+# The layer table's columns without "All columns", with widths in pixels that keep them in
+# view side by side in a 1400 px window (the rest: stage, input and other FLOPs).
+LAYER_COLUMNS = {"vs comparison": 90, "layer": 145, "kind": 100, "detail": 178, "output": 100,
+                 "params": 72, "MACs": 58, "FLOPs": 62, "activations MiB": 115}
 CARDS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
     ("Parameters", "params", si), ("MACs (multiply-adds)", "macs", si), ("FLOPs", "flops", si),
     ("Activation memory (fp32)", "activation_bytes", mib),
@@ -31,12 +39,12 @@ CARDS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
 
 def comparison(where=st) -> ArchConfig | None:
     """The configuration to compare with: a preset, or JSON pasted below (None if invalid)."""
-    choice = where.selectbox("Compare with", [*PRESETS, PASTED], key=COMPARE_KEY,
+    choice = where.selectbox("Compare with", [*PRESETS, PASTED], key=kept(COMPARE_KEY),
                              help="resnet34 is the baseline; paste any exported config as JSON.")
     if choice != PASTED:
         return PRESETS[choice]
-    text = st.text_area("Configuration to compare (JSON)", BASELINE.to_json(), height=160,
-                        key=PASTE_KEY)
+    text = st.text_area("Configuration to compare (JSON)", height=160,
+                        key=kept(PASTE_KEY, BASELINE.to_json()))
     try:
         return ArchConfig.from_json(text)
     except UserError as exc:
@@ -114,17 +122,30 @@ def measured_speed(cfg: ArchConfig, height: int, width: int) -> None:
         st.info(note)
 
 
+def table(frame: pd.DataFrame, marked: pd.Series | None = None,
+          widths: Mapping[str, int] | None = None) -> None:
+    """An analysis frame with its numbers formatted for reading (the data stays numeric, so
+    columns sort by value), the `marked` rows shaded; with `widths` only those columns."""
+    styled = frame.style.format({c: f for c, f in COLUMN_FORMATS.items() if c in frame})
+    if marked is not None:
+        styled = styled.apply(lambda row: [MARK if marked[row.name] else ""] * len(row), axis=1)
+    order = None if widths is None else [c for c in widths if c in frame]
+    config = {c: st.column_config.Column(width=w) for c, w in (widths or {}).items() if c in frame}
+    st.dataframe(styled, hide_index=True, width="stretch", column_order=order,
+                 column_config=config)
+
+
 def layer_table(mine: Analysis, changes: list[LayerChange] | None) -> None:
     stages = [s.name for s in mine.stages]
-    shown = st.multiselect("Stages", stages, default=stages, key="summary_stages")
+    pick, more = st.columns([4, 1], vertical_alignment="bottom")
+    shown = pick.multiselect("Stages", stages, default=stages, key="summary_stages")
+    every = more.toggle("All columns", key=ALL_COLUMNS_KEY,
+                        help="Also the stage, the input shape and the other FLOPs (norms, "
+                             "activations, pooling, adds); wider than the page.")
     frame = layer_frame(mine, changes)
     frame = frame[frame["stage"].isin(shown)]
-    if changes is None:
-        st.dataframe(frame, hide_index=True, width="stretch")
-        return
-    marked = frame["vs comparison"] != ""
-    styled = frame.style.apply(lambda row: [MARK if marked[row.name] else ""] * len(row), axis=1)
-    st.dataframe(styled, hide_index=True, width="stretch")
+    marked = None if changes is None else frame["vs comparison"] != ""
+    table(frame, marked, None if every else LAYER_COLUMNS)
 
 
 def diagram_tab(mine: Analysis, other: Analysis | None, other_label: str,
@@ -154,5 +175,5 @@ def differences_tab(cfg: ArchConfig, other: Analysis | None, other_label: str,
         words = cfg.describe_diff(other.cfg)
         st.markdown(f"**Options changed from {other_label}:** " + ("; ".join(words) or "none"))
         counts = {s: sum(c.status == s for c in changes) for s in ("added", "removed", "changed")}
-        st.markdown(", ".join(f"{n} layers {s}" for s, n in counts.items()))
+        st.markdown(", ".join(f"{n} layer{'' if n == 1 else 's'} {s}" for s, n in counts.items()))
         st.dataframe(changes_frame(changes), hide_index=True, width="stretch")

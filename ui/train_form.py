@@ -19,16 +19,21 @@ from typing import Any
 
 import streamlit as st
 
-from resnet_explorer.arch import PRESETS, ArchConfig
-from resnet_explorer.common import UserError, data_dir, parse_json_object, runs_dir, weights_dir
+from resnet_explorer.arch import PRESETS, STEMS, ArchConfig
+from resnet_explorer.common import (CONFIG_UPLOAD, DATASET_ZIP_UPLOAD, UserError, data_dir,
+                                    parse_json_object, runs_dir, spec_of, weights_dir)
 from resnet_explorer.common.devices import device_kind, device_queue, gpu_count
 from resnet_explorer.datasets import (FOLDER_ROOTS_ENV, SOURCES, DatasetSummary, describe_dataset,
                                       extract_upload)
+from resnet_explorer.inference.gradcam import COARSE_SIDE
 from resnet_explorer.runs import start_run
 from resnet_explorer.training import QUICK, TrainConfig
+from resnet_explorer.training.config import auto_warmup
 from ui import fields as gen
+from ui.analysis_cache import cached_analysis, cached_smallest_input_side
+from ui.access import lock_reason
 from ui.flash import flash, remember
-from ui.state import SELECTED_RUN_KEY, current_arch
+from ui.state import SELECTED_RUN_KEY, current_arch, set_arch
 
 FROM_PAGE = "the Architecture page"
 NETWORK_KEY = "train_arch"
@@ -40,6 +45,9 @@ START_KEY = "train_start"
 TOKEN_KEY = "train_token"
 SAVED_KEY = "train_recipe"  # the recipe's values, kept across page visits
 LOAD_KEY = "train_load_recipe"
+# The fixes offered for a last stage too coarse for Grad-CAM (COARSE_SIDE cells a side or
+# fewer, the Inference page's rule) aim at the first size that is not.
+LOOKABLE_SIDE = COARSE_SIDE + 1
 
 # The recipe as rows of four; MORE sits in an expander.
 ROWS = (
@@ -72,6 +80,8 @@ def _current(name: str) -> Any:
 
 
 def _field(name: str, where: Any = st, **options: Any) -> Any:
+    if name == "warmup_epochs":  # empty = auto: the box shows what auto comes to now
+        options["placeholder"] = f"auto: {auto_warmup(_current('epochs')):g}"
     return gen.widget(TrainConfig, name, key(name), default=_current(name), where=where,
                       **options)
 
@@ -86,6 +96,52 @@ def network(key: str = NETWORK_KEY, label: str = "Network") -> ArchConfig:
     return page_arch if choice == FROM_PAGE else PRESETS[choice]
 
 
+def feature_map_note(arch: ArchConfig, image_size: int) -> None:
+    """The size of the last stage's feature maps at this image size (the shape walk's), and
+    when they are too coarse for Grad-CAM, buttons that apply a larger image or the CIFAR stem."""
+    def last_side(cfg: ArchConfig, size: int) -> tuple[int, int]:
+        return cached_analysis(cfg, (cfg.in_channels, size, size), 1).stage_sides[-1]
+
+    try:
+        h, w = last_side(arch, image_size)
+    except UserError as exc:
+        st.warning(str(exc))
+        return
+    text = f"At {image_size} px the last stage's feature maps are {h}×{w}"
+    if max(h, w) > COARSE_SIDE:
+        st.caption(f"{text}: Grad-CAM on the Inference page can show where this model looks.")
+        return
+    st.warning(f"{text}, so Grad-CAM of this model can only tint the whole image. For a model "
+               f"you can look inside (maps of {LOOKABLE_SIDE}×{LOOKABLE_SIDE} or more), train on "
+               "larger images or with a stem that downsamples less; either costs more compute.")
+    largest = int(spec_of(TrainConfig, "image_size").hi)  # what the box allows
+    size = cached_smallest_input_side(arch, LOOKABLE_SIDE, largest)
+    cifar = replace(arch, stem="cifar")
+    left, right = st.columns(2)
+    if size is not None and size > image_size:
+        left.button(f"Train at {size} px", key="train_fix_size", on_click=_set_image_size,
+                    args=(size,), help=_cost_note(arch, image_size, arch, size))
+    if arch.stem != "cifar" and min(last_side(cifar, image_size)) >= LOOKABLE_SIDE:
+        right.button("Use the CIFAR stem", key="train_fix_stem", on_click=_use_network,
+                     args=(cifar,), help=f"{STEMS['cifar'].label}, set on the Architecture "
+                     f"page's network. {_cost_note(arch, image_size, cifar, image_size)}")
+
+
+def _cost_note(before: ArchConfig, size: int, after: ArchConfig, new_size: int) -> str:
+    old = cached_analysis(before, (before.in_channels, size, size), 1).macs
+    new = cached_analysis(after, (after.in_channels, new_size, new_size), 1).macs
+    return f"{new / old:.1f}× the multiply-accumulates per image."
+
+
+def _set_image_size(size: int) -> None:
+    st.session_state[key("image_size")] = size
+
+
+def _use_network(cfg: ArchConfig) -> None:
+    set_arch(cfg)  # what the Architecture page shows next time, and the URL
+    st.session_state[NETWORK_KEY] = FROM_PAGE
+
+
 # ----- data ----------------------------------------------------------------------------------
 @st.cache_data(max_entries=16, show_spinner="Reading the dataset…")
 def _summary(source: str, channels: int, data_path: str, val_fraction: float,
@@ -95,24 +151,28 @@ def _summary(source: str, channels: int, data_path: str, val_fraction: float,
 
 
 def data_source() -> tuple[str, str]:
-    """The dataset widget and, for a folder or a zip, where the images are: (dataset, data_path)."""
+    """The dataset widget and, for a folder or a zip, where the images are: (dataset, data_path).
+    In a locked demo both boxes are disabled and give no path, so nothing on the server is read."""
     source = _field("dataset")
     root = data_dir()
+    locked = lock_reason()
     if source == "folder":
         path = st.text_input(
             "Folder on the server (one sub-folder per class)", key=FOLDER_KEY,
-            help=f"A path relative to {root}, or inside a folder listed in "
-                 f"${FOLDER_ROOTS_ENV} when the dashboard was started.")
-        return source, path.strip()
+            disabled=bool(locked),
+            help=locked or f"A path relative to {root}, or inside a folder listed in "
+                           f"${FOLDER_ROOTS_ENV} when the dashboard was started.")
+        return source, "" if locked else path.strip()
     if source == "upload":
-        return source, _zip_upload(root)
+        return source, _zip_upload(root, locked)
     return source, ""
 
 
-def _zip_upload(root: Any) -> str:
+def _zip_upload(root: Any, locked: str | None) -> str:
     upload = st.file_uploader("Zip of class folders (cat/1.jpg, dog/2.png, … or train/ and val/)",
-                              type=["zip"], key=ZIP_KEY)
-    if upload is None:
+                              type=["zip"], key=ZIP_KEY, disabled=bool(locked), help=locked,
+                              max_upload_size=DATASET_ZIP_UPLOAD.megabytes)
+    if upload is None or locked:
         return ""
     # Report or refusal per upload: a rerun (any click) neither extracts nor refuses again.
     reports = st.session_state.setdefault(ZIP_REPORTS_KEY, {})
@@ -128,6 +188,9 @@ def _zip_upload(root: Any) -> str:
     if len(lines) > 1:
         st.caption(" · ".join(lines[1:]))
     return report.name
+
+
+SAMPLES_PER_ROW = 8  # the data preview's grid (16 samples: two rows)
 
 
 def preview(source: str, data_path: str, channels: int) -> None:
@@ -151,9 +214,12 @@ def preview(source: str, data_path: str, channels: int) -> None:
     with st.expander("Classes and counts"):
         st.dataframe({"class": summary.class_names, "train": summary.train_counts,
                       "validation": summary.val_counts}, hide_index=True)
-    if summary.samples:
-        st.image([img for img, _ in summary.samples], caption=[c for _, c in summary.samples],
-                 width=64)
+    # Rows of a fixed count, so the samples form an even grid (a flowing list of 16 wraps as
+    # 14 + 2 in a 1400 px window).
+    for start in range(0, len(summary.samples), SAMPLES_PER_ROW):
+        row = summary.samples[start:start + SAMPLES_PER_ROW]
+        for col, (img, label) in zip(st.columns(SAMPLES_PER_ROW), row):
+            col.image(img, caption=label, width=64)
 
 
 # ----- recipe --------------------------------------------------------------------------------
@@ -186,7 +252,7 @@ def recipe(dataset: str, data_path: str) -> tuple[TrainConfig, list[str], int]:
 def load_recipe() -> None:
     """Upload a train.json to fill the recipe (and the dataset) from it."""
     st.file_uploader("Load a train.json (from a run's downloads)", type=["json"], key=LOAD_KEY,
-                     on_change=_on_load,
+                     on_change=_on_load, max_upload_size=CONFIG_UPLOAD.megabytes,
                      help="Only the settings the file names change; the rest keep your values.")
 
 

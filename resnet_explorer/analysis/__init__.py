@@ -9,18 +9,20 @@ Imports `arch` and `common` only.
 
 from .latency import (THROUGHPUT_BATCH, Latency, cached_latency, measure_latency, measured_on,
                       ranking_note)
-from .report import (LayerChange, changed_blocks, changes_frame, compare_layers, layer_frame, mib,
-                     other_flops_text, shape_text, si, stage_frame, text_report, totals)
+from .report import (COLUMN_FORMATS, LayerChange, changed_blocks, changes_frame, compare_layers,
+                     layer_frame, mib, other_flops_text, shape_text, si, stage_frame, text_report,
+                     totals)
 from .summary import (MAX_BATCH, MAX_INPUT_SIDE, MIN_INPUT_SIDE, Analysis, BlockSummary,
-                      StageSummary, analyze, parse_input_size, torchinfo_text)
+                      StageSummary, analyze, parse_input_size, smallest_input_side,
+                      torchinfo_text)
 from .walk import LayerRow
 
 __all__ = [
     "MAX_BATCH", "MAX_INPUT_SIDE", "MIN_INPUT_SIDE",
     "Analysis", "BlockSummary", "StageSummary", "LayerRow", "analyze",
-    "parse_input_size", "torchinfo_text",
-    "LayerChange", "changed_blocks", "changes_frame", "compare_layers", "layer_frame", "mib",
-    "other_flops_text", "shape_text", "si", "stage_frame", "text_report", "totals",
+    "parse_input_size", "smallest_input_side", "torchinfo_text",
+    "COLUMN_FORMATS", "LayerChange", "changed_blocks", "changes_frame", "compare_layers",
+    "layer_frame", "mib", "other_flops_text", "shape_text", "si", "stage_frame", "text_report", "totals",
     "THROUGHPUT_BATCH", "Latency", "cached_latency", "measure_latency", "measured_on",
     "ranking_note",
 ]

@@ -3,6 +3,7 @@ and the layer-by-layer difference between two configurations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -26,6 +27,20 @@ def mib(n: float) -> str:
 
 def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
+
+
+def _mib_figure(n: float) -> str:
+    return f"{n:,.2f}"
+
+
+# How a person reads the number columns of the frames below, which keep raw numbers so that
+# sorting stays numeric: counts exact with thousands separators, costs with the SI prefixes
+# the totals use, memory in MiB to two decimals.
+COLUMN_FORMATS: dict[str, Callable[[float], str]] = {
+    "params": "{:,}".format, "MACs": si, "other FLOPs": si, "FLOPs": si,
+    "activations MiB": _mib_figure, "activations MiB (fp32)": _mib_figure,
+    "activations MiB (bf16)": _mib_figure,
+}
 
 
 @dataclass(frozen=True)

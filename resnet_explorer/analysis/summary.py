@@ -109,6 +109,12 @@ class Analysis:
     def activation_bytes_bf16(self) -> int:
         return sum(r.act_bytes_bf16 for r in self.rows)
 
+    @property
+    def stage_sides(self) -> tuple[tuple[int, int], ...]:
+        """Each stage's output (height, width): the cells of a Grad-CAM map on that stage."""
+        return tuple((s.out_shape[-2], s.out_shape[-1]) for s in self.stages
+                     if s.name.startswith("stage "))
+
     def other_flops_by_class(self) -> dict[str, int]:
         totals = Counter({c: 0 for c in OP_CLASSES})
         for r in self.rows:
@@ -222,6 +228,28 @@ def analyze(cfg: ArchConfig, input_size: tuple[int, int, int] | None = None,
     return Analysis(cfg, input_size, batch, tuple(walker.rows),
                     tuple(_stage_summaries(walker.rows)),
                     tuple(_block_summaries(model, walker.rows)), out, training_error)
+
+
+def smallest_input_side(cfg: ArchConfig, last_side: int, step: int = 8,
+                        upto: int = MAX_INPUT_SIDE) -> int | None:
+    """The smallest square input side, a multiple of `step`, at which the last stage's maps
+    are at least `last_side` cells on a side (by shape walk); None when even `upto` is too
+    small. A map grows with its input, so bisection needs only a few walks."""
+    def enough(units: int) -> bool:
+        side = units * step
+        try:
+            sides = analyze(cfg, (cfg.in_channels, side, side)).stage_sides
+        except InputSizeError:  # too small for the network to run at all
+            return False
+        return min(sides[-1]) >= last_side
+
+    lo, hi = 1, upto // step
+    if not enough(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return lo * step
 
 
 def torchinfo_text(cfg: ArchConfig, input_size: tuple[int, int, int] | None = None,

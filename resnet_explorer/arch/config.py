@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..common.errors import ConfigError
-from ..common.schema import ConfigBase, check_settings, field_types, setting
+from ..common.schema import ConfigBase, check_settings, field_types, setting, spec_of
 from .options import ACTIVATIONS, BLOCKS, NORMS, SHORTCUTS, STEMS
 
 
@@ -99,6 +99,16 @@ class ArchConfig(ConfigBase):
             )
         return problems
 
+    # ----- parsing ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any) -> ArchConfig:
+        """ConfigBase.from_dict, but a per-stage list the document leaves out follows the
+        stage count of the ones it gives, so `{"blocks": [2, 2, 2]}` is a 3-stage network,
+        not a complaint about the default depthwise list's 4 entries."""
+        if isinstance(data, dict):
+            data = {**_stage_lists_for(data), **data}
+        return super().from_dict(data)
+
     # ----- URL query (JSON: ConfigBase) -------------------------------------------------
     def to_query(self) -> dict[str, str]:
         """Only the fields that differ from the default, so shared links stay short."""
@@ -176,6 +186,39 @@ class ArchConfig(ConfigBase):
             return ", ".join(parts)
         name, changes = other.closest_preset()
         return "base" if changes else name
+
+
+# The fields that hold one value per stage, in the order a stage's widgets show them.
+STAGE_FIELDS = tuple(f.name for f in fields(ArchConfig)
+                     if spec_of(ArchConfig, f.name).each == "stage")
+
+
+def next_stage_value(name: str, previous: Any) -> Any:
+    """Field `name`'s value for a stage added after one holding `previous`: the same, but
+    twice as wide (the Architecture page's stage counter and parsing both grow this way)."""
+    return min(MAX_WIDTH, previous * 2) if name == "widths" else previous
+
+
+def stage_values(name: str, n: int) -> tuple[Any, ...]:
+    """Field `name`'s default for an n-stage network: ResNet34's first n stages, then each
+    further stage grown from the one before."""
+    values = list(getattr(BASELINE, name)[:n])
+    while len(values) < n:
+        values.append(next_stage_value(name, values[-1]))
+    return tuple(values)
+
+
+def _stage_lists_for(data: dict[str, Any]) -> dict[str, Any]:
+    """Defaults for the per-stage fields `data` leaves out, sized to the stage count of the
+    ones it gives (`blocks` first). Nothing when it gives none or all, or a count out of
+    bounds: then the person's own lists are what the messages are about."""
+    given = [name for name in STAGE_FIELDS if isinstance(data.get(name), list)]
+    if not given or len(given) == len(STAGE_FIELDS):
+        return {}
+    n = len(data[given[0]])
+    if not 1 <= n <= MAX_STAGES:
+        return {}
+    return {name: list(stage_values(name, n)) for name in STAGE_FIELDS if name not in data}
 
 
 _PER_STAGE_WORDS = {
@@ -331,5 +374,6 @@ def _parse_query_value(raw: str, name: str) -> Any:
 
 __all__ = [
     "BASELINE", "PRESETS", "ArchConfig", "MAX_STAGES", "MAX_BLOCKS_PER_STAGE", "MAX_WIDTH",
-    "MAX_CLASSES", "MAX_PARAMS", "SIZED_BY_DATA",
+    "MAX_CLASSES", "MAX_PARAMS", "SIZED_BY_DATA", "STAGE_FIELDS", "next_stage_value",
+    "stage_values",
 ]

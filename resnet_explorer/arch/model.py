@@ -86,11 +86,21 @@ class ResNet(nn.Module):
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, f"layer{i + 1}") for i in range(self.cfg.num_stages)]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, stages: int | None = None) -> torch.Tensor:
+        """The feature map after the first `stages` stages (default: all of them, with a
+        pre-activation network's final norm and activation: the map the head sees)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for stage in self.stages:
+        return self._stages(x, 0, self.cfg.num_stages if stages is None else stages)
+
+    def forward_rest(self, features: torch.Tensor, stages: int) -> torch.Tensor:
+        """The logits from `forward_features(x, stages)`: the later stages and the head (what
+        Grad-CAM on an earlier stage differentiates)."""
+        return self.forward_head(self._stages(features, stages, self.cfg.num_stages))
+
+    def _stages(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for stage in self.stages[start:stop]:
             x = stage(x)
-        if self.final_norm_act:
+        if self.final_norm_act and start < stop == self.cfg.num_stages:
             x = self.final_act(self.final_norm(x))
         return x
 

@@ -207,5 +207,6 @@ NORMS: dict[str, NormOption] = {
         module=nn.InstanceNorm2d, flops=7, statistics=_per_sample_channel,
         values_per_statistic=_spatial_values,
         too_few_values="instance normalisation needs more than one spatial element per channel"),
-    "none": NormOption("None", "none", make=lambda c, groups: nn.Identity(), module=None),
+    "none": NormOption("None (no normalization)", "none", make=lambda c, groups: nn.Identity(),
+                       module=None),
 }

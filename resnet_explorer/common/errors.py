@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 __all__ = ["UserError", "ConfigError", "InputSizeError", "DataError", "ImageRejected",
            "ModelError", "WeightsMismatch", "ImportRefused", "PretrainedUnavailable",
-           "RunError"]
+           "RunError", "UploadTooLarge", "AccessDenied"]
 
 
 class UserError(Exception):
@@ -67,3 +67,11 @@ class PretrainedUnavailable(UserError):
 
 class RunError(UserError):
     """A training run that cannot do what was asked (still active, removed, not a run)."""
+
+
+class UploadTooLarge(UserError):
+    """An uploaded file over its limit (common/limits.py), whatever the browser was told."""
+
+
+class AccessDenied(UserError):
+    """Not now, not for this session: a demo visitor's limit, or every prediction slot busy."""

@@ -11,6 +11,7 @@ only atomic within one file system.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -25,7 +26,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line",
-           "exclusive_lock", "TMP_SUFFIX"]
+           "exclusive_lock", "is_disk_full", "os_error_text", "os_errors_as", "TMP_SUFFIX"]
 
 # Leftovers of a killed writer end with this suffix; readers and listings skip them.
 TMP_SUFFIX = ".tmp"
@@ -108,6 +109,35 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True when `exc`, or an error it was raised from, is a full disk or an exhausted quota
+    (also behind a UserError that wrapped the OSError)."""
+    seen = 0
+    while exc is not None and seen < 8:  # a bounded walk: a cycle of causes cannot hang it
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def os_error_text(exc: OSError) -> str:
+    """An error of the file system in words for a person; a full disk says so, and where."""
+    if is_disk_full(exc):
+        where = f" ({Path(exc.filename).parent})" if isinstance(exc.filename, str) else ""
+        return f"the disk is full{where}"
+    return exc.strerror or str(exc)
+
+
+@contextmanager
+def os_errors_as(error: type[Exception], doing: str) -> Iterator[None]:
+    """Turn an OSError in the block into `error` ("could not …: the disk is full (…)"), for
+    actions a person starts from a page; the OSError stays its cause."""
+    try:
+        yield
+    except OSError as exc:
+        raise error(f"{doing}: {os_error_text(exc)}") from exc
 
 
 def _fsync_dir(folder: Path) -> None:

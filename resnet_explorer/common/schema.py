@@ -20,12 +20,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
+from .limits import CONFIG_UPLOAD
 
 __all__ = ["Spec", "setting", "spec_of", "check_settings", "field_types", "parse_json_object",
            "ConfigBase", "MAX_LIST_ITEMS", "MAX_CONFIG_BYTES"]
 
 MAX_LIST_ITEMS = 64  # no config list is longer
-MAX_CONFIG_BYTES = 65_536  # a config document (upload, paste, CLI file); real ones are ~1 kB
+MAX_CONFIG_BYTES = CONFIG_UPLOAD.max_bytes  # a config document (upload, paste, CLI file)
 
 
 @dataclass(frozen=True)

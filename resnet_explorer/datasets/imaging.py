@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..common.errors import ImageRejected
+from ..common.limits import IMAGE_UPLOAD
 
-MAX_IMAGE_BYTES = 25 * 1024 * 1024  # larger uploads are refused before parsing
+MAX_IMAGE_BYTES = IMAGE_UPLOAD.max_bytes  # larger uploads are refused before parsing
 MAX_IMAGE_SIDE = 8192  # width and height cap
 MAX_PIXELS = 40_000_000  # 40 MP, below Pillow's MAX_IMAGE_PIXELS (~89 MP)
 MAX_JPEG_SCANS = 100  # start-of-scan markers; progressive encoders write about 10

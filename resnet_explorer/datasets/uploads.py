@@ -26,8 +26,9 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..common.errors import DataError, ImageRejected
+from ..common.errors import DataError, ImageRejected, UserError
 from ..common.fileio import atomic_write_json
+from ..common.limits import DATASET_ZIP_UPLOAD, UploadLimit
 from . import imaging
 from .folders import IMAGE_EXTENSIONS, SPLIT_NAMES, uploads_dir
 
@@ -48,6 +49,7 @@ class ZipLimits:
     # checks (small, highly compressible BMPs, say) add up to a bomb too.
     max_archive_ratio: float = 20.0
     max_file_bytes: int = imaging.MAX_IMAGE_BYTES
+    upload: UploadLimit = DATASET_ZIP_UPLOAD  # the zip itself, before it is opened
 
 
 @dataclass
@@ -82,6 +84,7 @@ class UploadReport:
 def extract_zip(data: bytes, filename: str, *, root: Path | None = None,
                 limits: ZipLimits = ZipLimits()) -> UploadReport:
     """Extract `data` (the zip's bytes) under data/uploads/<name>/ and report what is in it."""
+    limits.upload.check(filename, len(data))
     digest = hashlib.sha256(data).hexdigest()[:12]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename).stem).strip(".-")[:40] or "upload"
     name = f"{stem}-{digest}"
@@ -125,7 +128,7 @@ def extract_upload(cache: dict[str, UploadReport | str], upload_id: str, data: b
     if upload_id not in cache:
         try:
             cache[upload_id] = extract_zip(data, filename, root=root)
-        except DataError as exc:
+        except UserError as exc:  # DataError, or UploadTooLarge
             cache[upload_id] = str(exc)
         except Exception as exc:  # a bug here must not show the user a traceback
             _log.exception("extracting %s failed", filename)

@@ -10,7 +10,7 @@ The top room: imports training (TrainConfig), models, analysis, runs, arch and c
 from .actions import delete_rows, delete_runs, latency_device, measure_rows
 from .chart_data import legend_names, pareto_front, shared_parts
 from .table import (MODEL_KEY_PREFIX, CompareRow, CompareTable, build_table, diff_fields,
-                    settle_dead_runs, store_signature, table_csv)
+                    store_signature, table_csv, with_live_states)
 from .stats import NOISE_NOTE, SUMMARY_COLUMNS, format_table, summarize, welch
 from .sweep import (SweepRecord, cancel_sweep, list_sweeps, queue_sweep, read_sweep,
                     resume_sweep, sweep_runs, sweep_summary, trainer_commands, write_summary)
@@ -19,8 +19,8 @@ from .sweep_spec import CONFIRM_ABOVE, SweepSpec, SweepTooLarge
 __all__ = [
     "delete_rows", "delete_runs", "latency_device", "measure_rows",
     "MODEL_KEY_PREFIX", "CompareRow", "CompareTable", "build_table", "diff_fields",
-    "legend_names", "pareto_front", "settle_dead_runs", "shared_parts", "store_signature",
-    "table_csv",
+    "legend_names", "pareto_front", "shared_parts", "store_signature", "table_csv",
+    "with_live_states",
     "NOISE_NOTE", "SUMMARY_COLUMNS", "format_table", "summarize", "welch",
     "SweepRecord", "cancel_sweep", "list_sweeps", "queue_sweep", "read_sweep", "resume_sweep",
     "sweep_runs", "sweep_summary", "trainer_commands", "write_summary",

@@ -12,7 +12,7 @@ from ..common.errors import RunError, UserError
 from ..models.store import delete_models, model_files
 from ..runs import delete_run, read_status
 from ..runs.reading import run_paths
-from ..training.job import model_names
+from ..training.recorder import model_names
 from .table import MODEL_KEY_PREFIX, CompareRow, recorded_device_kind
 
 __all__ = ["delete_runs", "delete_rows", "measure_rows", "latency_device"]

@@ -9,12 +9,14 @@ runs.start_run (labelled with the sweep and the modification), and a record of t
 
 Runs go round-robin over the chosen devices, seed by seed (every configuration gets its
 first seed before any gets its second), each device being its own queue. Reading sweeps
-only reads (runs.get_run settles dead runs, as every reader of the run store does).
+only reads (runs.get_run shows a dead run as interrupted without writing, as every reader of
+the run store does).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shlex
@@ -166,10 +168,12 @@ def _write_runs(record: SweepRecord, durable: bool = True) -> None:
 def list_sweeps(sweeps_dir: Path | None = None) -> list[SweepRecord]:
     """Every readable sweep, newest first (a damaged or half-made record is skipped)."""
     root = Path(sweeps_dir) if sweeps_dir else default_sweeps_dir()
-    if not root.is_dir():
+    try:
+        folders = list(os.scandir(root))
+    except OSError:  # no sweeps yet, or a folder that cannot be read
         return []
     out = []
-    for folder in root.iterdir():
+    for folder in folders:
         if is_sweep_id(folder.name) and folder.is_dir():
             try:
                 out.append(read_sweep(folder.name, root))

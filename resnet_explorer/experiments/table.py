@@ -37,7 +37,7 @@ from ..models.store import ModelInfo, list_models
 from ..runs import ACTIVE, RunPaths, get_run, read_jsonl, read_status
 from ..runs.reading import is_run_id, runs_root
 
-__all__ = ["CompareRow", "CompareTable", "build_table", "store_signature", "settle_dead_runs",
+__all__ = ["CompareRow", "CompareTable", "build_table", "store_signature", "with_live_states",
            "table_csv", "diff_fields", "recorded_device_kind", "number", "BASELINE_LABEL",
            "MODEL_KEY_PREFIX"]
 
@@ -173,10 +173,7 @@ def _run_row(paths: RunPaths, root: Path, latency_dir: Path | None) -> CompareRo
         if not paths.status.exists():
             return None  # being created, or removed under us
         return _damaged(run_id, "status.json is unreadable (not a JSON object)")
-    try:
-        info = get_run(run_id, root)  # settles a dead "running" run as interrupted
-    except OSError as exc:  # e.g. a read-only run folder whose dead run cannot be settled
-        return _damaged(run_id, f"the run's status cannot be updated ({exc.strerror or exc})")
+    info = get_run(run_id, root)  # a dead "running" run reads as interrupted
     if info is None:
         return None
     problems: list[str] = [info.message] if info.damaged else []  # which status field is wrong
@@ -357,20 +354,23 @@ def store_signature(runs_dir: Path | None = None, weights_dir: Path | None = Non
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
-def settle_dead_runs(table: CompareTable, runs_dir: Path | None = None) -> bool:
-    """Record as interrupted the runs the table shows as queued or running whose processes are
-    gone (runs.get_run settles them); True if any was. Death releases a lock but changes no
-    file, so store_signature alone would keep showing such a run as running."""
+def with_live_states(table: CompareTable, runs_dir: Path | None = None) -> CompareTable:
+    """The table with each run it shows as queued or running as it is now: one whose processes
+    died reads as interrupted (runs.get_run), one removed meanwhile is left out. Death releases
+    a lock but changes no file, so a table cached by store_signature cannot know it; only the
+    active rows are looked at again (a lock probe each), and nothing is written."""
     root = runs_root(runs_dir)
-    changed = False
+    rows, changed = [], False
     for row in table.rows:
         if row.is_run and row.status in ACTIVE:
-            try:
-                info = get_run(row.key, root)
-            except (TypeError, ValueError, OverflowError, OSError):
-                continue  # damaged meanwhile: the rebuilt table says so
-            changed |= info is None or info.state != row.status
-    return changed
+            info = get_run(row.key, root)
+            if info is None or info.state != row.status:
+                changed = True
+                if info is None:
+                    continue
+                row = replace(row, status=info.state, message=info.message)
+        rows.append(row)
+    return CompareTable(tuple(rows)) if changed else table
 
 
 def _stat(path: Path) -> str:

@@ -1,15 +1,21 @@
-"""Grad-CAM (Selvaraju et al. 2017) on the last stage, without touching the model.
+"""Grad-CAM (Selvaraju et al. 2017) on any stage's output, without touching the model.
 
 Hooks would mutate a model shared by every session (and leak if an exception skipped
-their removal), so the feature map is taken explicitly: `forward_features` runs once
-without autograd, and only the head is differentiated, with the detached feature map
-as the leaf that needs a gradient. That works for every block type, norm, activation
-and attention option, because they all sit before the feature map; for pre-activation
-networks `forward_features` already applies the final norm and activation, which is
-the map the head sees. Grad mode is thread-local, so concurrent calls do not interfere.
+their removal), so the feature map is taken explicitly: `forward_features` runs up to the
+chosen stage without autograd, and only the rest (`forward_rest`: the later stages and the
+head) is differentiated, with the detached feature map as the leaf that needs a gradient.
+That works for every block type, norm, activation and attention option; on the last stage
+of a pre-activation network the map is the one after the final norm and activation, which
+is what the head sees. Grad mode is thread-local, so concurrent calls do not interfere.
+
+The map has the chosen stage's resolution. At a small input the last stage can be 1×1 or
+2×2 (ImageNet stem at 32 px): such a map can only tint the whole image, so `coarse_stages`
+names them and the page offers an earlier stage.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,19 +24,31 @@ from PIL import Image
 
 from ..arch.model import ResNet
 
-__all__ = ["grad_cam", "upsample_cams", "colorize", "overlay"]
+__all__ = ["grad_cam", "upsample_cams", "colorize", "overlay", "COARSE_SIDE", "coarse_stages"]
+
+# A map no more than this many cells on a side shows at most a corner: too coarse to say where.
+COARSE_SIDE = 2
 
 
-def grad_cam(model: ResNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM of each image's top class for a batch of preprocessed inputs:
-    (cams (N, h, w) scaled to [0, 1], logits (N, classes))."""
+def coarse_stages(sides: Sequence[tuple[int, int]]) -> list[int]:
+    """The stages (1-based) whose maps, of the given (height, width), are too coarse to read."""
+    return [i for i, (h, w) in enumerate(sides, 1) if max(h, w) <= COARSE_SIDE]
+
+
+def grad_cam(model: ResNet, x: torch.Tensor,
+             stage: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM of each image's top class for a batch of preprocessed inputs, on the output of
+    `stage` (1-based; default the last): (cams (N, h, w) scaled to [0, 1], logits (N, classes))."""
+    stages = model.cfg.num_stages if stage is None else int(stage)
+    if not 1 <= stages <= model.cfg.num_stages:
+        raise ValueError(f"stage must be 1–{model.cfg.num_stages} (got {stage})")
     with torch.no_grad():
-        features = model.forward_features(x)
+        features = model.forward_features(x, stages)
     # enable_grad: the caller may be under no_grad. Must not be called under inference_mode
     # (its tensors cannot join a graph); the clone makes a plain leaf either way.
     with torch.enable_grad():
         leaf = features.detach().clone().requires_grad_(True)
-        logits = model.forward_head(leaf)
+        logits = model.forward_rest(leaf, stages)
         score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
         (grad,) = torch.autograd.grad(score, leaf)
     weights = grad.mean(dim=(2, 3), keepdim=True)  # channel importance: pooled gradients

@@ -8,7 +8,8 @@ on the first plain prediction (exported, or read from the cache next to a stored
 onnx_engine.py), so a Predictor used only for Grad-CAM never exports. Without onnxruntime,
 on a GPU, or when the export fails, top-k runs in PyTorch under `torch.inference_mode`, and
 `engine_note` says why. Grad-CAM needs gradients and always runs in PyTorch; it
-differentiates only the head (see gradcam.py), so concurrent calls never share autograd state.
+differentiates only what follows the chosen stage (see gradcam.py), so concurrent calls never
+share autograd state.
 
 Preprocessing is torchvision's evaluation transform, driven by the sidecar: resize the
 shorter side to `resize` (bilinear, antialiased), center-crop `size`×`size`, scale to
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import io
 import logging
 import threading
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.fx as fx
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -118,15 +120,16 @@ def fold_batch_norms(model: ResNet) -> ResNet:
     return fused
 
 
-def _max_batch(card: ModelCard) -> int:
-    """Images per forward pass such that no activation of the batch exceeds the budget."""
+def _shape_facts(card: ModelCard) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """(images per forward pass such that no activation of the batch exceeds the budget,
+    each stage's output (height, width) at the card's input size)."""
     pre = card.preprocess
     try:
         analysis = analyze(card.arch, (pre.channels, pre.size, pre.size))
     except InputSizeError:  # the forward pass will say why, one file at a time
-        return 1
+        return 1, ()
     largest = largest_activation_bytes(analysis)
-    return max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // largest))
+    return max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // largest)), analysis.stage_sides
 
 
 class Predictor:
@@ -148,7 +151,8 @@ class Predictor:
             p.requires_grad_(False)  # a shared model never accumulates gradients
         self._model = model
         self._scale, self._shift = card.preprocess.normalizer(self.device)
-        self.max_batch = _max_batch(card)
+        # stage_sides: what Grad-CAM's map on each stage measures, (height, width).
+        self.max_batch, self.stage_sides = _shape_facts(card)
         self._onnx_cache = onnx_cache
         self._engine_lock = threading.Lock()
         self._runner: OnnxRunner | None = None
@@ -214,11 +218,15 @@ class Predictor:
         return "L" if self.card.preprocess.channels == 1 else "RGB"
 
     # ----- preprocessing ---------------------------------------------------------------
-    def prepare(self, image: Image.Image) -> Image.Image:
-        """Shorter side to `resize`, center crop: the exact view the network gets."""
+    def prepare(self, image: Image.Image, invert: bool = False) -> Image.Image:
+        """Shorter side to `resize`, center crop: the exact view the network gets. `invert`
+        first turns dark-on-light into light-on-dark (a digit on paper for a model trained on
+        white strokes on black)."""
         pre = self.card.preprocess
         if image.mode != self.image_mode:
             image = image.convert(self.image_mode)
+        if invert:
+            image = ImageOps.invert(image)
         return resize_center_crop(image, pre.resize, pre.size)
 
     def to_input(self, crops: Sequence[Image.Image],
@@ -247,8 +255,8 @@ class Predictor:
             return self._model(x)
 
     # ----- prediction ------------------------------------------------------------------
-    def _run(self, crops: Sequence[Image.Image], k: int,
-             cam: bool) -> list[tuple[TopK, Image.Image | None]]:
+    def _run(self, crops: Sequence[Image.Image], k: int, cam: bool,
+             cam_stage: int | None) -> list[tuple[TopK, Image.Image | None]]:
         """Top-k (and a Grad-CAM overlay of the top class) for prepared crops, batched."""
         out: list[tuple[TopK, Image.Image | None]] = []
         for start in range(0, len(crops), self.max_batch):
@@ -259,7 +267,7 @@ class Predictor:
                 continue
             x = self.to_input(chunk)
             # One forward pass gives both: the logits come from the differentiated head.
-            cams, logits = gradcam.grad_cam(self._model, x)
+            cams, logits = gradcam.grad_cam(self._model, x, cam_stage)
             maps = gradcam.upsample_cams(cams, (x.shape[-2], x.shape[-1]))
             for top, crop, heat in zip(self._topk(logits, k), chunk, maps):
                 out.append((top, gradcam.overlay(crop, heat)))
@@ -274,8 +282,10 @@ class Predictor:
             result.append(TopK(tuple(idx), tuple(self.class_names[i] for i in idx), tuple(vals)))
         return result
 
-    def classify(self, uploads: Iterable[Any], k: int = 5, cam: bool = False) -> list[FileResult]:
-        """The full upload path: bytes → safe decode → prepare → batched top-k (+ Grad-CAM).
+    def classify(self, uploads: Iterable[Any], k: int = 5, cam: bool = False, *,
+                 cam_stage: int | None = None, invert: bool = False) -> list[FileResult]:
+        """The full upload path: bytes → safe decode → prepare → batched top-k (+ Grad-CAM on
+        `cam_stage`, 1-based, default the last; `invert`: see `prepare`).
 
         `uploads` are (name, bytes) pairs or objects with .name and .getvalue() (Streamlit's
         UploadedFile, camera input). Each bad file becomes a result with `error` set and
@@ -294,11 +304,12 @@ class Predictor:
             accepted.append((len(slots), str(name), data))
             slots.append(FileResult(str(name)))
         workers = min(PREPARE_THREADS, len(accepted))
+        prepare = functools.partial(self._decode_and_prepare, invert=invert)
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
-                prepared = list(pool.map(self._decode_and_prepare, accepted))
+                prepared = list(pool.map(prepare, accepted))
         else:
-            prepared = [self._decode_and_prepare(upload) for upload in accepted]
+            prepared = [prepare(upload) for upload in accepted]
         crops: list[tuple[int, Image.Image]] = []
         for (slot, name, _), (crop, error) in zip(accepted, prepared):
             if crop is None:
@@ -306,12 +317,13 @@ class Predictor:
             else:
                 crops.append((slot, crop))
         if crops:
-            outcomes = self._run([c for _, c in crops], k, cam)
+            outcomes = self._run([c for _, c in crops], k, cam, cam_stage)
             for (slot, crop), (top, overlay) in zip(crops, outcomes):
                 slots[slot] = FileResult(slots[slot].name, crop.convert("RGB"), top, overlay)
         return slots
 
-    def _decode_and_prepare(self, upload: tuple[int, str, Any]) -> tuple[Image.Image | None, str]:
+    def _decode_and_prepare(self, upload: tuple[int, str, Any],
+                            invert: bool = False) -> tuple[Image.Image | None, str]:
         """(the prepared crop, "") or (None, why the file is refused); the full-size image is
         dropped as soon as it is cropped."""
         _, name, data = upload
@@ -319,7 +331,7 @@ class Predictor:
             decoded = decode_image(data, mode=self.image_mode, name=name)
         except ImageRejected as exc:
             return None, str(exc)
-        return self.prepare(decoded), ""
+        return self.prepare(decoded, invert), ""
 
 
 def results_csv(results: Sequence[FileResult]) -> str:

@@ -12,8 +12,9 @@ from .downloads import (METRIC_COLUMNS, RUN_CONFIGS, ModelFiles, metrics_csv, mo
                         model_zip, run_config_bytes, run_files)
 from .importing import (MAX_MODEL_BYTES, ImportedModel, import_imagenet_transfer, import_model,
                         prepare_import)
-from .pretrained import (RESNET34_IMAGENET, PretrainedSpec, checkpoint_fingerprint,
-                         download_checkpoint, imagenet_model, imagenet_sidecar, where_to_put)
+from .pretrained import (RESNET34_IMAGENET, DownloadFailed, PretrainedSpec,
+                         checkpoint_fingerprint, download_checkpoint, imagenet_model,
+                         imagenet_sidecar, install_checkpoint, where_to_put)
 from .store import (MODEL_SORTS, ModelInfo, card_markdown, delete_model, delete_models, disk_used,
                     folder_usage, list_models, load_model, model_files, read_model_card,
                     read_sidecar, rename_model, save_model, sort_models, update_metrics,
@@ -26,8 +27,9 @@ __all__ = [
     "run_config_bytes", "run_files",
     "MAX_MODEL_BYTES", "ImportedModel", "import_imagenet_transfer", "import_model",
     "prepare_import",
-    "RESNET34_IMAGENET", "PretrainedSpec", "checkpoint_fingerprint", "download_checkpoint",
-    "imagenet_model", "imagenet_sidecar", "where_to_put",
+    "RESNET34_IMAGENET", "DownloadFailed", "PretrainedSpec", "checkpoint_fingerprint",
+    "download_checkpoint", "imagenet_model", "imagenet_sidecar", "install_checkpoint",
+    "where_to_put",
     "MODEL_SORTS", "ModelInfo", "card_markdown", "delete_model", "delete_models", "disk_used",
     "folder_usage", "list_models", "load_model", "model_files", "read_model_card", "read_sidecar",
     "rename_model", "save_model", "sort_models", "update_metrics", "weights_sha256",

@@ -44,7 +44,8 @@ MAX_INFERENCE_ACTIVATION_BYTES = 256 * 2**20
 # side, takes 297 G; a file asking for more is built to stall a shared server.
 MAX_INFERENCE_MACS = 300 * 10**9
 # Metrics a sidecar may hold as text; every other metric must be a finite number.
-TEXT_METRICS = ("role", "dataset")
+# "warning": what the trainer says the model must not be taken for (at chance level).
+TEXT_METRICS = ("role", "dataset", "warning")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # metrics["role"] of a trained model: the run's best epoch or its last one.
 BEST, LAST = "best", "last"
@@ -135,6 +136,8 @@ class ModelCard:
         parts = [network, f"{len(self.class_names)} classes", f"{c}×{s}×{s}"]
         if self.accuracy is not None:
             parts.append(f"val acc {self.accuracy:.1%}")
+        if _text(self.metrics.get("warning"), 200):  # the trainer said "at chance level"
+            parts.append("at chance level: it has not learned")
         return " · ".join(parts)
 
     def provenance(self) -> str:
@@ -248,6 +251,9 @@ def render_card(card: ModelCard, *, sha256: str = "", size_bytes: int | None = N
         ("SHA-256", (f"`{sha256}`" + (" (computed now: the sidecar records none)"
                                       if sha_computed else "")) if sha256 else NONE),
     ]
+    warning = _text(m.get("warning"), 200)
+    if warning:
+        rows.insert(1, ("Warning", f"**{_md(warning)}**"))
     lines = [f"# Model card: `{card.name}`", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {value} |" for label, value in rows]
     return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ from ..analysis.summary import analyze
 from ..arch.config import ArchConfig
 from ..arch.weights import TransferReport, check_state_dict, expected_tensors, require_layout
 from ..common.errors import ConfigError, ImportRefused, InputSizeError, UserError
+from ..common.limits import MODEL_UPLOAD
 from ..common.schema import parse_json_object
 from . import store
 from .card import (MAX_INFERENCE_ACTIVATION_BYTES, MAX_INFERENCE_MACS, ModelCard,
@@ -44,7 +45,7 @@ __all__ = ["ImportedModel", "read_safetensors",
            "read_torch_file", "prepare_import", "import_model", "import_imagenet_transfer",
            "check_inference_cost", "MAX_MODEL_BYTES"]
 
-MAX_MODEL_BYTES = 512 * 2**20
+MAX_MODEL_BYTES = MODEL_UPLOAD.max_bytes
 MAX_HEADER_BYTES = 16 * 2**20
 _DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32")  # safetensors names; cast on import
 

@@ -2,15 +2,16 @@
 
 Where the checkpoint is looked for, in order:
 1. ``weights/<torchvision file name>`` (e.g. ``weights/resnet34-b627a593.pth``), so an
-   offline machine only needs that one file copied in;
+   offline machine only needs that one file copied in (or uploaded on the Models page:
+   `install_checkpoint`);
 2. torch hub's cache (``$TORCH_HOME/hub/checkpoints``), where torchvision itself keeps it;
 3. a download from torchvision's URL into that cache, streamed with a progress callback
    and checked against the SHA-256 prefix torchvision puts in the file name.
 
 Files are read with ``torch.load(weights_only=True)`` only: a checkpoint is data, and
 the restricted unpickler refuses anything that would run code. Like torch hub, the hash
-is checked when a file is downloaded; a file a person placed on disk is trusted to be
-the one they meant, but it must still load strictly into ResNet34.
+is checked when a file is downloaded, and so when one is uploaded; a file a person placed
+on disk is trusted to be the one they meant, but it must still load strictly into ResNet34.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from ..arch.config import BASELINE, ArchConfig
 from ..arch.model import ResNet, build_model
 from ..arch.weights import TransferReport, transfer_weights
 from ..common.errors import ImportRefused, PretrainedUnavailable
-from ..common.fileio import TMP_SUFFIX
+from ..common.fileio import TMP_SUFFIX, atomic_write_bytes
+from ..common.limits import MODEL_UPLOAD
 from ..common.paths import weights_dir as default_weights_dir
 from ..datasets.transforms import Preprocess
 from .card import FORMAT
@@ -44,7 +46,7 @@ from .card import FORMAT
 __all__ = [
     "PretrainedSpec", "RESNET34_IMAGENET", "ProgressFn",
     "candidate_paths", "find_checkpoint", "checkpoint_fingerprint", "where_to_put",
-    "download_checkpoint", "read_checkpoint",
+    "download_checkpoint", "DownloadFailed", "install_checkpoint", "read_checkpoint",
     "imagenet_state_dict", "imagenet_model", "imagenet_sidecar", "transfer_imagenet",
     "offline_message",
 ]
@@ -119,8 +121,39 @@ def where_to_put(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | N
 def offline_message(spec: PretrainedSpec = RESNET34_IMAGENET, weights_dir: Path | None = None,
                     reason: str = "") -> str:
     why = f" ({reason})" if reason else ""
+    # On a remote server the upload is the practical route: no shell access needed.
     return (f"The ImageNet weights could not be downloaded{why}. To use them offline, "
-            f"{where_to_put(spec, weights_dir)}; then reload this page.")
+            f"{where_to_put(spec, weights_dir)}, or upload that file on the dashboard's Models "
+            "page (tab “ImageNet weights”); then reload this page.")
+
+
+class DownloadFailed(PretrainedUnavailable):
+    """A download that did not bring the checkpoint. str() also says how to get the file
+    without one; `reason` alone is for a page that already shows those instructions."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.args = (message, reason)  # matches __init__, so the error pickles
+
+
+def _check_hash(spec: PretrainedSpec, digest: str, what: str) -> None:
+    """The SHA-256 prefix torchvision puts in the file name, checked like torch hub does."""
+    if spec.hash_prefix and not digest.startswith(spec.hash_prefix):
+        raise ImportRefused(
+            f"{what} is damaged or not the expected file ({spec.file_name} from {spec.url}): "
+            f"its SHA-256 starts {digest[:len(spec.hash_prefix)]}, expected "
+            f"{spec.hash_prefix}; nothing was saved")
+
+
+def install_checkpoint(data: bytes, spec: PretrainedSpec = RESNET34_IMAGENET,
+                       weights_dir: Path | None = None, name: str = "") -> Path:
+    """An uploaded copy of the checkpoint, saved as weights/<file name> when it is the file
+    torchvision publishes (same hash check as a download); ImportRefused otherwise."""
+    MODEL_UPLOAD.check(name or spec.file_name, len(data))
+    _check_hash(spec, hashlib.sha256(data).hexdigest(), f"the uploaded {name or 'file'}")
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    return atomic_write_bytes(folder / spec.file_name, data)
 
 
 def download_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET,
@@ -147,24 +180,22 @@ def download_checkpoint(spec: PretrainedSpec = RESNET34_IMAGENET,
             while chunk := resp.read(_CHUNK):
                 done += len(chunk)
                 if done > MAX_DOWNLOAD_BYTES:
-                    raise PretrainedUnavailable(f"the download of {spec.url} exceeded "
-                                                f"{MAX_DOWNLOAD_BYTES:,} bytes; stopped")
+                    reason = f"the download of {spec.url} exceeded {MAX_DOWNLOAD_BYTES:,} bytes"
+                    raise DownloadFailed(offline_message(spec, weights_dir, reason), reason)
                 digest.update(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress(done, total)
-        got = digest.hexdigest()
-        if spec.hash_prefix and not got.startswith(spec.hash_prefix):
-            raise PretrainedUnavailable(
-                f"the downloaded {spec.file_name} is damaged or not the expected file: its "
-                f"SHA-256 starts {got[:len(spec.hash_prefix)]}, expected {spec.hash_prefix}; "
-                "nothing was saved")
+        try:
+            _check_hash(spec, digest.hexdigest(), f"the downloaded {spec.file_name}")
+        except ImportRefused as exc:
+            raise DownloadFailed(str(exc), str(exc)) from None
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         # offline, DNS, refused, timeout, a connection cut mid-file (IncompleteRead)
         _unlink(tmp)
-        reason = getattr(exc, "reason", None) or exc
-        raise PretrainedUnavailable(offline_message(spec, weights_dir, str(reason))) from None
+        reason = str(getattr(exc, "reason", None) or exc)
+        raise DownloadFailed(offline_message(spec, weights_dir, reason), reason) from None
     except BaseException:
         _unlink(tmp)
         raise

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..common.errors import ConfigError, RunError
-from ..common.fileio import atomic_write_json, atomic_write_text, exclusive_lock
-from .layout import (ACTIVE, FAILED, FINISHED, PREPARED, QUEUED, RunPaths, read_launch,
-                     read_status, remove_run_dir, sweep_tombstones, try_lock, write_status)
+from ..common.fileio import (atomic_write_json, atomic_write_text, exclusive_lock, os_error_text,
+                             os_errors_as)
+from ..common.filevalues import non_negative
+from .layout import (ACTIVE, FAILED, FINISHED, INTERRUPTED, PREPARED, QUEUED, DamagedStatus,
+                     RunPaths, load_status, read_launch, read_status, record_end, remove_run_dir,
+                     sweep_tombstones, try_lock, write_status)
 from .queue import drop_markers, join_queue, new_marker, queue_root, slots_from_env
-from .reading import RESUMABLE, RunInfo, get_run, is_run_id, run_paths, runs_root, settle
+from .reading import DEAD_MESSAGE, RESUMABLE, RunInfo, get_run, is_run_id, run_paths, runs_root
 from .supervisor import launch_supervisor
 
 if TYPE_CHECKING:  # only annotations: the configs bring torch, and this room never imports it
@@ -32,6 +35,7 @@ if TYPE_CHECKING:  # only annotations: the configs bring torch, and this room ne
 
 __all__ = ["start_run", "resume_run", "cancel_run", "delete_run"]
 
+CLAIM_RETRY_S = 0.2  # how long a run's lock is retried before it counts as held by a live process
 DEDUPE_WINDOW_S = 10.0  # a second Start with the same key this soon returns the first run
 EXTERNAL_MESSAGE = "waiting for an external scheduler to run its trainer command"
 
@@ -73,29 +77,33 @@ def start_run(arch: ArchConfig, cfg: TrainConfig, *, device: str, runs_dir: Path
             return earlier
         run_id = _new_run_id(cfg.dataset)
         paths = RunPaths(root / run_id)
-        paths.dir.mkdir(parents=True)
-        fd = try_lock(paths.lock)
-        if fd is None:  # cannot happen for a folder mkdir just created; never run unlocked
-            raise RuntimeError(f"{paths.lock} is locked by another process")
+        fd = _new_run_folder(paths)
         try:
-            atomic_write_text(paths.arch, arch.to_json())
-            atomic_write_text(paths.train, cfg.to_json())
-            now = time.time()
-            launch = {"device": device, "nproc": nproc, "slots": slots_from_env(),
-                      "weights_dir": str(weights_dir) if weights_dir else "",
-                      "data_dir": str(data_dir) if data_dir else "",
-                      "marker": new_marker(run_id)}
-            atomic_write_json(paths.launch, launch)
-            state, message = (PREPARED, EXTERNAL_MESSAGE) if external else (QUEUED, "queued")
-            write_status(paths, state=state, message=message, created=now, queued_at=now,
-                         device=device, dataset=cfg.dataset, arch_name=arch.short_name(),
-                         epochs=cfg.epochs, sweep=sweep, modification=modification)
+            try:
+                atomic_write_text(paths.arch, arch.to_json())
+                atomic_write_text(paths.train, cfg.to_json())
+                now = time.time()
+                launch = {"device": device, "nproc": nproc, "slots": slots_from_env(),
+                          "weights_dir": str(weights_dir) if weights_dir else "",
+                          "data_dir": str(data_dir) if data_dir else "",
+                          "marker": new_marker(run_id)}
+                atomic_write_json(paths.launch, launch)
+                state, message = (PREPARED, EXTERNAL_MESSAGE) if external else (QUEUED, "queued")
+                write_status(paths, state=state, message=message, created=now, queued_at=now,
+                             device=device, dataset=cfg.dataset, arch_name=arch.short_name(),
+                             epochs=cfg.epochs, sweep=sweep, modification=modification)
+            except OSError as exc:  # e.g. a full disk: a half-made run is no run (none knows it)
+                remove_run_dir(paths)
+                raise RunError(f"could not start the run: {os_error_text(exc)}") from exc
             if not external:
                 _enqueue_and_launch(paths, launch, fd, resume=False)
         finally:
             os.close(fd)  # the supervisor holds its inherited copy of the lock
         if marker_file is not None:
-            atomic_write_text(marker_file, run_id)
+            try:
+                atomic_write_text(marker_file, run_id)
+            except OSError:  # the run started; only a repeated click would start a second one
+                pass
         return run_id
 
 
@@ -103,49 +111,96 @@ def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
     """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
     paths = run_paths(run_id, runs_dir)
     try:
-        fd = try_lock(paths.lock, create=False)
         # A run that just ended still holds its lock while its supervisor exits: give it a moment.
-        deadline = time.monotonic() + 2.0
-        while fd is None and read_status(paths).get("state") in FINISHED \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
-            fd = try_lock(paths.lock, create=False)
+        fd = _claim(paths, ending_wait_s=2.0)
     except FileNotFoundError:
         raise RunError(f"run {run_id} was removed") from None
     if fd is None:
-        raise RunError(f"run {run_id} is still active")
+        raise _held(paths, "resume it", "still active")
     try:
-        settled = settle(paths, read_status(paths), fd)
-        if settled is None:
-            raise RunError(f"run {run_id} was removed")
-        state = RunInfo.from_status(run_id, settled).state  # "damaged" for fields of wrong type
-        if state not in RESUMABLE:
-            raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
-        launch = read_launch(paths)
-        drop_markers(paths.dir.parent, run_id)  # e.g. of a supervisor killed while waiting
-        launch["marker"] = new_marker(run_id)
-        atomic_write_json(paths.launch, launch)
-        paths.cancel.unlink(missing_ok=True)
-        resumes = int(settled.get("resumes", 0)) + 1
-        write_status(paths, state=QUEUED, message="queued to resume", queued_at=time.time(),
-                     resumes=resumes, finished=None)
+        with os_errors_as(RunError, f"could not resume run {run_id}"):
+            try:
+                settled = _settle(paths)
+            except DamagedStatus as exc:
+                raise RunError(f"run {run_id} cannot be resumed: {exc}") from None
+            if settled is None:
+                raise RunError(f"run {run_id} was removed")
+            info = RunInfo.from_status(run_id, settled)  # "damaged": fields of wrong type
+            if info.state not in RESUMABLE:
+                raise RunError(f"run {run_id} is {info.state}; only {', '.join(RESUMABLE)} runs "
+                               "resume")
+            if not info.can_resume:
+                raise RunError(f"run {run_id} failed on its {info.failure}, which a resume would "
+                               "load again unchanged: start a new run once that is fixed")
+            launch = read_launch(paths)
+            drop_markers(paths.dir.parent, run_id)  # e.g. of a supervisor killed while waiting
+            launch["marker"] = new_marker(run_id)
+            atomic_write_json(paths.launch, launch)
+            paths.cancel.unlink(missing_ok=True)
+            resumes = int(non_negative(settled.get("resumes")) or 0) + 1  # hand-edited: 0
+            write_status(paths, state=QUEUED, message="queued to resume", queued_at=time.time(),
+                         resumes=resumes, finished=None)
         _enqueue_and_launch(paths, launch, fd, resume=True)
     finally:
         os.close(fd)
 
 
+def _claim(paths: RunPaths, ending_wait_s: float = 0.0) -> int | None:
+    """The run's lock (an fd) when no live process holds it, else None; FileNotFoundError when
+    the run is gone. Tried for a moment: a reader's probe holds the lock for microseconds
+    (reading.observed_status), and a run that has just ended (its status says so) holds it
+    for up to `ending_wait_s` while its supervisor exits."""
+    start = time.monotonic()
+    while True:
+        fd = try_lock(paths.lock, create=False)
+        waited = time.monotonic() - start
+        if fd is not None or waited >= max(CLAIM_RETRY_S, ending_wait_s
+                                          if read_status(paths).get("state") in FINISHED else 0):
+            return fd
+        time.sleep(0.02)
+
+
+def _held(paths: RunPaths, action: str, active: str) -> RunError:
+    """Why `action` cannot happen while a live process holds the run: it is `active`, or it has
+    ended and its processes are still exiting (a trainer's exit can take seconds)."""
+    if read_status(paths).get("state") in FINISHED:
+        return RunError(f"run {paths.run_id} is just finishing: {action} again in a moment")
+    return RunError(f"run {paths.run_id} is {active}")
+
+
+def _settle(paths: RunPaths) -> dict[str, Any] | None:
+    """Record "interrupted" for a run whose status still says active although nobody works on
+    it: what every reader already shows (reading.observed_status). Call holding the run's lock
+    (so nobody else can be alive). The status after; None when there is none."""
+    status = load_status(paths)
+    if status and status.get("state") in ACTIVE:
+        status = record_end(paths, state=INTERRUPTED, message=DEAD_MESSAGE, finished=time.time())
+    return status
+
+
 def _enqueue_and_launch(paths: RunPaths, launch: dict[str, Any], lock_fd: int, resume: bool) -> None:
-    marker = join_queue(paths.dir.parent, launch["device"], launch["marker"])
+    """Join the device's queue and start the supervisor, which inherits the run's lock. A run
+    that cannot start ends as failed; an OSError (e.g. a full disk) raises RunError too."""
+    marker = None
     try:
+        marker = join_queue(paths.dir.parent, launch["device"], launch["marker"])
         code = launch_supervisor(paths, lock_fd, resume)
     except OSError as exc:
+        problem: OSError | None = exc
+        failure = f"could not start the run: {os_error_text(exc)}"
+    else:
+        if not code:
+            return
+        problem = None
+        failure = f"could not start the run supervisor (exit code {code}; see the log)"
+    if marker is not None:
         marker.unlink(missing_ok=True)
-        write_status(paths, state=FAILED, message=f"could not start the run: {exc}")
-        raise
-    if code:
-        marker.unlink(missing_ok=True)
-        write_status(paths, state=FAILED, finished=time.time(),
-                     message=f"could not start the run supervisor (exit code {code}; see the log)")
+    try:
+        record_end(paths, state=FAILED, finished=time.time(), message=failure)
+    except OSError:  # nothing recorded: with its lock released, readers show it interrupted
+        pass
+    if problem is not None:
+        raise RunError(failure) from problem
 
 
 def cancel_run(run_id: str, runs_dir: Path | None = None, wait_s: float = 2.0) -> str:
@@ -163,18 +218,23 @@ def cancel_run(run_id: str, runs_dir: Path | None = None, wait_s: float = 2.0) -
         paths.cancel.touch()
     except FileNotFoundError:
         return removed
+    except OSError as exc:
+        raise RunError(f"could not cancel run {run_id}: {os_error_text(exc)}") from exc
     try:
-        fd = try_lock(paths.lock, create=False)
-    except FileNotFoundError:
-        return removed
+        fd = _claim(paths)
+    except FileNotFoundError:  # its waiting supervisor saw the request and removed it
+        return f"removed queued run {run_id}"
     if fd is not None:  # nobody alive to act on the request: act here
         try:
             status = read_status(paths)
             if status.get("state") == QUEUED:
                 remove_run_dir(paths)
                 return f"removed queued run {run_id}"
-            return removed if settle(paths, status, fd) is None \
-                else f"run {run_id} was no longer running"
+            with os_errors_as(RunError, f"could not cancel run {run_id}"):
+                settled = _settle(paths)
+            return removed if settled is None else f"run {run_id} was no longer running"
+        except DamagedStatus as exc:
+            return f"run {run_id} cannot be cancelled: {exc}"
         finally:
             os.close(fd)
     # Else a live process holds the run (its trainer, or a resume just now): wait for it.
@@ -196,14 +256,12 @@ def delete_run(run_id: str, runs_dir: Path | None = None) -> str:
     if not paths.dir.is_dir():
         raise RunError(f"run {run_id} was already removed")
     try:
-        fd = try_lock(paths.lock, create=False)
+        fd = _claim(paths, ending_wait_s=0.0)
     except FileNotFoundError:  # no lock file: no process ever ran it, so none can hold it
         fd = -1
     if fd is None:
         state = read_status(paths).get("state")
-        if state in FINISHED:  # its supervisor is still exiting and holds the lock a moment
-            raise RunError(f"run {run_id} is just finishing: delete it again in a moment")
-        raise RunError(f"run {run_id} is {state or 'active'}: cancel it before deleting it")
+        raise _held(paths, "delete it", f"{state or 'active'}: cancel it before deleting it")
     try:
         remove_run_dir(paths)  # under the run's lock: no resume can start meanwhile
     finally:
@@ -213,11 +271,24 @@ def delete_run(run_id: str, runs_dir: Path | None = None) -> str:
     return f"deleted run {run_id}"
 
 
+def _new_run_folder(paths: RunPaths) -> int:
+    """Create the folder of a new run and take its lock: the fd (RunError if the disk refuses)."""
+    try:
+        paths.dir.mkdir(parents=True)
+        fd = try_lock(paths.lock)
+    except OSError as exc:
+        remove_run_dir(paths)
+        raise RunError(f"could not start the run: {os_error_text(exc)}") from exc
+    if fd is None:  # cannot happen for a folder mkdir just created; never run unlocked
+        raise RuntimeError(f"{paths.lock} is locked by another process")
+    return fd
+
+
 def _deduped_run(marker_file: Path, root: Path) -> str | None:
     """The run a recent identical start created, if that run still exists and is active."""
     try:
-        run_id = marker_file.read_text().strip()
-    except FileNotFoundError:
+        run_id = marker_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):  # none, or damaged: start a new run
         return None
     if not is_run_id(run_id):
         return None

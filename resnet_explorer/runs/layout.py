@@ -8,7 +8,11 @@ Liveness never relies on a PID (PIDs are reused, and a container restart
 makes every stored PID meaningless). Instead the process that owns a run
 holds an exclusive `flock` on ``<run>/.lock`` for as long as it lives; the
 kernel drops the lock when the process dies, however it dies (kill -9 too).
-So "status says running but nobody holds the lock" means interrupted.
+So "status says running but nobody holds the lock" means interrupted: readers derive
+that (reading.py) and never write it; the writers record it when they next act on the run.
+
+A run keeps a small reserve file (``<run>/.reserve``) while it is queued or running, so that
+it can record how it ended even when the disk filled up under it (`record_end`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..common.fileio import atomic_write_json
+from ..common.errors import RunError
+from ..common.fileio import atomic_write_json, is_disk_full
 
 try:  # POSIX only; on other systems runs work but liveness cannot be detected
     import fcntl
@@ -30,8 +35,9 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "QUEUED", "RUNNING", "PREPARED", "COMPLETED", "FAILED", "CANCELLED", "DIVERGED", "INTERRUPTED",
-    "DAMAGED", "ACTIVE", "FINISHED", "RunPaths", "DamagedStatus", "load_status", "read_launch",
-    "read_status", "write_status", "try_lock",
+    "DAMAGED", "ACTIVE", "FINISHED", "FAILED_ON_DATA", "FAILED_ON_CONFIG", "FAILED_OTHERWISE",
+    "RESUME_CANNOT_FIX", "RunPaths", "DamagedStatus", "load_status", "read_launch",
+    "read_status", "write_status", "record_end", "reserve_space", "try_lock",
     "lock_is_held", "read_jsonl", "remove_run_dir", "sweep_tombstones",
     "TOMBSTONE_PREFIX",
 ]
@@ -47,7 +53,14 @@ COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED = (
 DAMAGED = "damaged"
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (COMPLETED, FAILED, CANCELLED, DIVERGED, INTERRUPTED)
+# What a failed run failed on (status.json's "failure", written by the trainer). A resume
+# loads the same data with the same configs, so it cannot help a run whose data could not be
+# had (e.g. not downloadable offline) or whose settings were refused: that run is not resumed.
+FAILED_ON_DATA, FAILED_ON_CONFIG, FAILED_OTHERWISE = "data", "config", "error"
+RESUME_CANNOT_FIX = (FAILED_ON_DATA, FAILED_ON_CONFIG)
 TOMBSTONE_PREFIX = ".removed-"  # a run folder being deleted (hidden: listings skip it)
+# Room for the final status.json (a few kB) and a last log line, on any file system block size.
+RESERVE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ class RunPaths:
     checkpoint = property(lambda self: self.dir / "checkpoint.safetensors")
     cancel = property(lambda self: self.dir / "cancel")  # exists = cancellation requested
     lock = property(lambda self: self.dir / ".lock")
+    reserve = property(lambda self: self.dir / ".reserve")  # disk space kept for the last word
 
 
 class DamagedStatus(Exception):
@@ -107,8 +121,19 @@ def read_status(paths: RunPaths) -> dict[str, Any]:
 
 def read_launch(paths: RunPaths) -> dict[str, Any]:
     """launch.json: where the run's weights and data live, its device queue and processes.
-    Written once by the launcher before anyone else looks, so a missing file is a bug."""
-    return json.loads(paths.launch.read_text(encoding="utf-8"))
+    Written (atomically) by the launcher before anyone else looks; one that a hand damaged
+    raises RunError, which says so."""
+    try:
+        data = json.loads(paths.launch.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("device"), str) \
+                and isinstance(data.get("marker"), str):
+            return data
+    except FileNotFoundError:
+        raise RunError(f"run {paths.run_id} has no launch.json (removed?)") from None
+    except (OSError, ValueError, RecursionError):  # ValueError: not UTF-8 or not JSON
+        pass
+    raise RunError(f"run {paths.run_id}'s launch.json is damaged: delete the run and start it "
+                   "again")
 
 
 def write_status(paths: RunPaths, durable: bool = True, **changes: Any) -> dict[str, Any]:
@@ -125,6 +150,36 @@ def write_status(paths: RunPaths, durable: bool = True, **changes: Any) -> dict[
     return status
 
 
+def reserve_space(paths: RunPaths) -> None:
+    """Set aside RESERVE_BYTES in the run folder for `record_end` (best effort: a disk that is
+    already full fails the run's next write, which then says so)."""
+    try:
+        fd = os.open(paths.reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:  # FileExistsError: kept from an earlier start of this run
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))  # real bytes: a sparse file would free nothing
+    except OSError:
+        paths.reserve.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def record_end(paths: RunPaths, **changes: Any) -> dict[str, Any]:
+    """write_status for the state a run ended in, which must land even on a full disk: then
+    the run's reserve is given up to make room. The reserve goes in any case (the run is over;
+    a resume sets one aside again)."""
+    try:
+        status = write_status(paths, **changes)
+    except OSError as exc:
+        if not is_disk_full(exc) or not paths.reserve.exists():
+            raise
+        paths.reserve.unlink(missing_ok=True)
+        status = write_status(paths, **changes)
+    paths.reserve.unlink(missing_ok=True)
+    return status
+
+
 def try_lock(path: Path, create: bool = True) -> int | None:
     """Open and exclusively lock `path` without waiting: the fd, or None if someone holds it.
 
@@ -132,7 +187,8 @@ def try_lock(path: Path, create: bool = True) -> int | None:
     fresh ``.lock`` into a folder that is being removed, leaving it behind half-deleted.
     Then a missing file raises FileNotFoundError, which callers read as "the run is gone".
     """
-    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    # Read-only is enough to lock, and probing then works on a read-only or full disk.
+    fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)
     if fcntl is None:  # pragma: no cover
         return fd
     try:
@@ -143,14 +199,20 @@ def try_lock(path: Path, create: bool = True) -> int | None:
     return fd
 
 
-def lock_is_held(path: Path) -> bool:
-    """True while some live process holds the lock on `path` (a missing lock file: False)."""
+def lock_is_held(path: Path, missing_ok: bool = True) -> bool:
+    """True while some live process holds the lock on `path`. A missing lock file: False, or
+    FileNotFoundError when not `missing_ok`. A lock file that cannot be opened (permissions)
+    tells nothing, and counts as held: the run then shows as its status says."""
     if fcntl is None:  # pragma: no cover
         return False
     try:
         fd = try_lock(path, create=False)
     except FileNotFoundError:
+        if not missing_ok:
+            raise
         return False
+    except OSError:
+        return True
     if fd is None:
         return True
     os.close(fd)  # closing releases our probe lock

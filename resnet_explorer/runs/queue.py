@@ -109,5 +109,9 @@ def wait_for_turn(paths: RunPaths, launch: dict[str, Any]) -> int | None:
         if ahead != reported:
             reported = ahead
             what = f"{ahead} run(s) ahead" if ahead else "the current run to finish"
-            write_status(paths, durable=False, message=f"queued: waiting for {what} on {device}")
+            try:
+                write_status(paths, durable=False,
+                             message=f"queued: waiting for {what} on {device}")
+            except OSError:  # a full disk: the place in line is news, not worth ending the run
+                reported = -1
         time.sleep(POLL_S)

@@ -1,15 +1,15 @@
 """What pages read about runs: the list, one run, its metrics and the tail of its log.
 
-Readers never block a run and never see one half-made or half-deleted (layout.py). The one
-write a reader may do is `settle`: a run whose status says active but whose processes are
-gone is recorded as interrupted, under the run's lock, so every reader agrees on it.
+Readers never block a run and never see one half-made or half-deleted (layout.py), and never
+write: a page lists runs on a full or read-only disk. A run whose status says active but whose
+processes are gone reads as interrupted (`observed_status`, the one place that decides it, so
+every reader agrees); the writers record that when they next act on the run (launch.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +17,18 @@ from typing import Any
 from ..common.errors import RunError
 from ..common.filevalues import fraction, non_negative
 from ..common.paths import runs_dir as default_runs_dir
-from .layout import (ACTIVE, CANCELLED, DAMAGED, FAILED, INTERRUPTED, DamagedStatus, RunPaths,
-                     load_status, read_jsonl, read_status, try_lock, write_status)
+from .layout import (ACTIVE, CANCELLED, DAMAGED, FAILED, INTERRUPTED, RESUME_CANNOT_FIX,
+                     DamagedStatus, RunPaths, load_status, lock_is_held, read_jsonl)
 
-__all__ = ["RESUMABLE", "RunInfo", "RunMetrics", "list_runs", "get_run", "read_metrics",
-           "log_tail", "settle", "run_paths", "runs_root", "is_run_id"]
+__all__ = ["RESUMABLE", "DEAD_MESSAGE", "RunInfo", "RunMetrics", "list_runs", "get_run",
+           "observed_status", "read_metrics", "log_tail", "run_paths", "runs_root", "is_run_id"]
 
 RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
 LOG_TAIL_LINES = 30
 LOG_TAIL_BYTES = 64 * 1024  # a progress bar can make one "line" of megabytes
 _RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9]+-[0-9a-f]{4}")
-_DEAD = ("the trainer stopped without reporting (killed, crashed or the machine restarted); "
-         "resume continues from the last checkpoint")
+DEAD_MESSAGE = ("the trainer stopped without reporting (killed, crashed or the machine "
+                "restarted); resume continues from the last checkpoint")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class RunInfo:
     last_model: str | None
     sweep: str = ""  # the ablation sweep this run belongs to, if any
     modification: str = ""  # that sweep's modification name ("baseline" included)
+    failure: str = ""  # what a failed run failed on (layout.FAILED_ON_DATA, ...)
+    warning: str = ""  # what its result must not be trusted for (a model at chance level)
 
     @property
     def progress(self) -> float:
@@ -62,7 +64,9 @@ class RunInfo:
 
     @property
     def can_resume(self) -> bool:
-        return self.state in RESUMABLE
+        # "failure" only counts while failed: a field left from before a resume says nothing.
+        return self.state in RESUMABLE and not (self.state == FAILED
+                                                and self.failure in RESUME_CANNOT_FIX)
 
     @property
     def damaged(self) -> bool:
@@ -83,7 +87,8 @@ class RunInfo:
                    images_per_s=fields.count("images_per_s"), eta_s=fields.count("eta_s"),
                    best_model=fields.text("best_model") or None,
                    last_model=fields.text("last_model") or None, sweep=fields.text("sweep"),
-                   modification=fields.text("modification"))
+                   modification=fields.text("modification"), failure=fields.text("failure"),
+                   warning=fields.text("warning"))
         if fields.problems:
             return cls.damaged_run(run_id, "status.json holds a value of the wrong type: "
                                    + "; ".join(fields.problems),
@@ -144,10 +149,12 @@ class RunMetrics:
 def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
     """Every run, newest first, with dead "running"/"queued" runs shown as interrupted."""
     root = runs_root(runs_dir)
-    if not root.is_dir():
+    try:
+        folders = list(os.scandir(root))
+    except OSError:  # no runs yet, or a folder that cannot be read
         return []
     out = []
-    for folder in root.iterdir():
+    for folder in folders:
         # Run ids only: skips the hidden queue folder and runs being deleted (remove_run_dir).
         if is_run_id(folder.name) and folder.is_dir():
             info = get_run(folder.name, root)
@@ -158,21 +165,43 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
 
 def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo | None:
     """The run, None while it is being created or once removed; a run with a damaged
-    status.json is a "damaged" RunInfo (never settled: that would overwrite the evidence)."""
+    status.json is a "damaged" RunInfo, whatever its processes do."""
     paths = run_paths(run_id, runs_dir)
     try:
         status = load_status(paths)
+        if not status:
+            return None
+        info = RunInfo.from_status(run_id, status)
+        if info.damaged:
+            return info
+        seen = observed_status(paths, status)
     except DamagedStatus as exc:
         return RunInfo.damaged_run(run_id, str(exc))
-    if not status:
+    if seen is status:  # alive, or finished: as it was read
+        return info
+    return RunInfo.from_status(run_id, seen) if seen else None
+
+
+def observed_status(paths: RunPaths, status: dict[str, Any]) -> dict[str, Any] | None:
+    """`status` (as read from status.json) as every reader sees it: an active-looking run whose
+    processes are gone (nobody holds its lock) reads as interrupted. Nothing is written.
+
+    None when the run is gone (a queued run is deleted when it is cancelled, and that can
+    happen between two looks). Raises DamagedStatus.
+    """
+    if status.get("state") not in ACTIVE:
+        return status
+    try:
+        if lock_is_held(paths.lock, missing_ok=False):
+            return status
+    except FileNotFoundError:  # every run has one from its start: the folder is being removed
         return None
-    info = RunInfo.from_status(run_id, status)
-    if info.damaged:
-        return info
-    settled = settle(paths, status)
-    if settled is status:  # alive, or finished: nothing changed since it was read
-        return info
-    return RunInfo.from_status(run_id, settled) if settled else None
+    # Look again now that the lock was seen free: a run writes its final state before its
+    # processes exit, so a run that ended between the two looks shows how it ended.
+    status = load_status(paths)
+    if not status or status.get("state") not in ACTIVE:
+        return status
+    return {**status, "state": INTERRUPTED, "message": DEAD_MESSAGE}
 
 
 def read_metrics(run_id: str, runs_dir: Path | None = None) -> RunMetrics:
@@ -192,40 +221,6 @@ def log_tail(run_id: str, runs_dir: Path | None = None) -> str:
     # Progress bars (downloads) rewrite one line with carriage returns: keep the last state.
     rows = [row.rsplit("\r", 1)[-1] for row in text.splitlines()]
     return "\n".join(rows[-LOG_TAIL_LINES:])
-
-
-def settle(paths: RunPaths, status: dict[str, Any],
-           held_fd: int | None = None) -> dict[str, Any] | None:
-    """Record "interrupted" for an active-looking run whose processes are gone.
-
-    None when the run folder is gone: a queued run is deleted when it is cancelled, and
-    that can happen between a reader's first look and this one.
-    """
-    if status.get("state") not in ACTIVE:
-        return status
-    if held_fd is not None:
-        fd: int | None = held_fd
-    else:
-        try:  # no O_CREAT: never put a new .lock into a folder being deleted
-            fd = try_lock(paths.lock, create=False)
-        except FileNotFoundError:
-            return None
-    if fd is None:
-        return status  # alive
-    try:
-        # Re-read under the lock: the run may have finished between the two reads.
-        status = read_status(paths)
-        if not status:
-            return None
-        if status.get("state") in ACTIVE:
-            try:
-                status = write_status(paths, state=INTERRUPTED, message=_DEAD, finished=time.time())
-            except FileNotFoundError:
-                return None
-        return status
-    finally:
-        if held_fd is None:
-            os.close(fd)
 
 
 def runs_root(runs_dir: Path | None) -> Path:

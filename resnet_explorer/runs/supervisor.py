@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..common.errors import RunError
 from ..common.paths import REPO_ROOT
 from .layout import (CANCELLED, FAILED, FINISHED, INTERRUPTED, RunPaths, read_launch, read_status,
-                     remove_run_dir, try_lock, write_status)
+                     record_end, remove_run_dir, reserve_space, try_lock, write_status)
 from .queue import POLL_S, wait_for_turn
 
 __all__ = ["launch_supervisor", "outcome_after_exit", "trainer_command"]
@@ -144,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     if lock_fd is None:
         print(f"another process owns {paths.dir}", file=sys.stderr)
         return 2
-    launch = read_launch(paths)
+    reserve_space(paths)  # first: the disk may fill while the run waits or trains
+    try:
+        launch = read_launch(paths)
+    except RunError as exc:
+        record_end(paths, state=FAILED, message=str(exc), finished=time.time())
+        return 1
     write_status(paths, supervisor_pid=os.getpid())
     slot_fd = wait_for_turn(paths, launch)
     if slot_fd is None:  # cancelled while queued: a queued run leaves no trace
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     status = read_status(paths)
     if status.get("state") not in FINISHED:
         state, message = outcome_after_exit(returncode, cancelled, status, paths.checkpoint.exists())
-        write_status(paths, state=state, message=message, finished=time.time(), exit_code=returncode)
+        record_end(paths, state=state, message=message, finished=time.time(), exit_code=returncode)
     return 0
 
 

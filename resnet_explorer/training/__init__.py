@@ -7,8 +7,9 @@ Imports `arch`, `datasets`, `models`, `runs` (the run directory layout) and `com
 
 from .config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, QUICK, SCHEDULES, TrainConfig
 from .dist import Dist
-from .job import RunRecorder, model_names, run_training
+from .job import run_training
 from .loop import Cancelled, Diverged, FitResult, Trainer, autocast_dtype, use_channels_last
+from .recorder import RunRecorder, model_names
 
 __all__ = [
     "CHANNELS_LAST", "OPTIMIZERS", "PRECISIONS", "QUICK", "SCHEDULES", "TrainConfig", "Dist",

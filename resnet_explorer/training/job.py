@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -31,149 +30,23 @@ import torch
 
 from ..arch.config import ArchConfig
 from ..common.devices import resolve_device
-from ..common.errors import RunError, UserError
-from ..common.fileio import TMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_text
+from ..common.errors import ConfigError, DataError, RunError, UserError
+from ..common.fileio import TMP_SUFFIX, atomic_write_text, is_disk_full, os_error_text
 from ..datasets.loading import load_dataset
 from ..models import store
-from ..models.card import BEST, LAST
-from ..runs.layout import (CANCELLED, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunPaths,
-                           read_jsonl, try_lock, write_status)
+from ..runs.layout import (CANCELLED, COMPLETED, DIVERGED, FAILED, FAILED_ON_CONFIG, FAILED_ON_DATA,
+                           FAILED_OTHERWISE, INTERRUPTED, RUNNING, RunPaths, read_jsonl,
+                           record_end, reserve_space, try_lock, write_status)
 from .config import TrainConfig
 from .dist import Dist
 from .loop import Cancelled, Diverged, Trainer
+from .recorder import RunLog, RunRecorder, model_names
 
-__all__ = ["run_training", "main", "model_names", "is_out_of_memory"]
-
-
-def model_names(run_id: str) -> tuple[str, str]:
-    """(best, last) model names in the store for a run."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip(".-")[:70] or "run"
-    return f"{stem}-best", f"{stem}-last"
+__all__ = ["run_training", "main", "is_out_of_memory"]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
-class RunLog:
-    """Timestamped lines into log.txt (and stdout unless the supervisor already captures it)."""
-
-    def __init__(self, paths: RunPaths, enabled: bool, echo: bool):
-        self.paths, self.enabled, self.echo = paths, enabled, echo
-
-    def __call__(self, message: str) -> None:
-        if not self.enabled:
-            return
-        line = f"[{time.strftime('%H:%M:%S')}] {message}"
-        append_line(self.paths.log, line)
-        if self.echo:
-            print(line, flush=True)
-
-
-class RunRecorder:
-    """Trainer callbacks on rank 0: metrics, status, model files, cancel and time budget."""
-
-    def __init__(self, paths: RunPaths, cfg: TrainConfig, weights_dir: Path | None, log: RunLog,
-                 trainer: Trainer):
-        self.paths, self.cfg, self.weights_dir, self.log = paths, cfg, weights_dir, log
-        self.best_name, self.last_name = model_names(paths.run_id)
-        self.start_step, self.start_time = trainer.step, time.monotonic()
-        self.total_steps = trainer.total_steps
-
-    def should_stop(self) -> str | None:
-        if self.paths.cancel.exists():
-            return "cancel"
-        if self.cfg.time_budget_s and time.monotonic() - self.start_time >= self.cfg.time_budget_s:
-            return "time"
-        return None
-
-    def on_step(self, record: dict[str, Any]) -> None:
-        append_line(self.paths.metrics, json.dumps(record))
-        done = record["step"] - self.start_step
-        rate = done / max(time.monotonic() - self.start_time, 1e-9)
-        eta = (self.total_steps - record["step"]) / rate if rate > 0 else None
-        write_status(self.paths, durable=False, step=record["step"], epoch=record["epoch"],
-                     loss=record["loss"], images_per_s=record["images_per_s"], eta_s=eta,
-                     message=f"training: epoch {record['epoch']:.2f} of {self.cfg.epochs}")
-
-    def on_epoch(self, record: dict[str, Any], trainer: Trainer) -> None:
-        append_line(self.paths.metrics, json.dumps(record))
-        parts = [f"epoch {record['epoch']}/{self.cfg.epochs}",
-                 f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.2%}"]
-        if "val_acc" in record:
-            parts.append(f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}")
-        parts.append(f"{record['images_per_s']:.0f} img/s")
-        self.log(", ".join(parts))
-        # Best model before the checkpoint: a kill between the two replays this epoch on
-        # resume, which re-saves the same best model.
-        if "val_acc" in record and trainer.best_epoch == trainer.epoch:
-            self.save(trainer, self.best_name, record, BEST)
-        atomic_write_bytes(self.paths.checkpoint, trainer.checkpoint_bytes())
-        write_status(self.paths, durable=False, best_val_acc=trainer.best_val_acc,
-                     best_epoch=trainer.best_epoch, epoch=record["epoch"], step=record["step"],
-                     best_model=self.best_name if trainer.best_epoch else None,
-                     train_loss=record["train_loss"], elapsed_s=record["elapsed_s"])
-
-    def save(self, trainer: Trainer, name: str, record: dict[str, Any], role: str) -> None:
-        """Store the current weights as `name`; `role` (BEST or LAST) and the epoch's own
-        figures go into the sidecar, so the model's card shows its own accuracy."""
-        metrics = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc",
-                                          "images_per_s", "elapsed_s") if k in record}
-        metrics.update(role=role, best_val_acc=trainer.best_val_acc, best_epoch=trainer.best_epoch,
-                       dataset=self.cfg.dataset,
-                       params=sum(p.numel() for p in trainer.model.parameters()))
-        sidecar = {"arch": trainer.arch.to_dict(), "train": self.cfg.to_dict(),
-                   "class_names": list(trainer.class_names), **trainer.preprocess.to_sidecar(),
-                   "metrics": metrics, "run_id": self.paths.run_id, "source": "trained"}
-        store.save_model(trainer.model, sidecar, name, self.weights_dir)
-        self.log(f"saved model {name} (val acc {record.get('val_acc', float('nan')):.2%})")
-
-    def keep_models(self, trainer: Trainer, final: dict[str, Any] | None) -> dict[str, Any]:
-        """The store rules, applied when the run ends: the best model stays unless it is below
-        keep_min_acc; the last is saved only with keep_last, for a run that finished (`final`:
-        its last epoch's record; None for one that stopped early), and not below the minimum.
-        Returns the status fields saying what was kept and why not."""
-        floor, best_acc = self.cfg.keep_min_acc, trainer.best_val_acc
-        best: str | None = self.best_name
-        kept, notes = [], []
-        if best_acc is None:
-            best = None
-            notes.append("no model kept: the run ended before its first validated epoch")
-        elif best_acc < floor:
-            if store.model_files(best, self.weights_dir)[0].exists():
-                store.delete_model(best, self.weights_dir)
-            best = None
-            notes.append(f"best model not kept: its validation accuracy {best_acc:.2%} is below "
-                         f"the minimum of {floor:.2%}")
-        elif not store.model_files(best, self.weights_dir)[0].exists():
-            best = None
-            notes.append("the best model is no longer in the store (deleted meanwhile)")
-        else:
-            kept.append(best)
-            notes.append(f"kept {best} (best epoch {trainer.best_epoch}, validation accuracy "
-                         f"{best_acc:.2%})")
-            if final is not None:  # its card shows how the run ended
-                store.update_metrics(best, {"last_epoch": final.get("epoch"),
-                                            "last_val_acc": final.get("val_acc")}, self.weights_dir)
-        last = None
-        if self.cfg.keep_last:
-            last_acc = final.get("val_acc") if final is not None else None
-            if final is None:
-                notes.append("no last model: the run did not complete")
-            elif last_acc is not None and last_acc < floor:
-                notes.append(f"last model not kept: its validation accuracy {last_acc:.2%} is "
-                             f"below the minimum of {floor:.2%}")
-            else:
-                self.save(trainer, self.last_name, final, LAST)
-                last = self.last_name
-                kept.append(last)
-                notes.append(f"kept {last} (the last epoch"
-                             + (f", {last_acc:.2%})" if last_acc is not None else ")"))
-        if not kept and best_acc is not None:
-            notes.append("no model was kept")
-        self.log("store: " + "; ".join(notes))
-        return {"best_model": best, "last_model": last, "kept_models": kept,
-                "store_note": "; ".join(notes)}
 
 
 def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_dir: Path | None = None,
@@ -193,15 +66,18 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
             lock_fd = try_lock(paths.lock)
             if lock_fd is None:
                 raise RunError(f"another process is already training in {paths.dir}")
-        _remove_stale_temps(paths)
-        atomic_write_text(paths.arch, arch.to_json())
-        atomic_write_text(paths.train, cfg.to_json())
-        write_status(paths, state=RUNNING, pid=os.getpid(), host=socket.gethostname(),
-                     started=time.time(), device=str(device), world_size=dist.world,
-                     epochs=cfg.epochs, message="loading data")
     trainer: Trainer | None = None
     recorder: RunRecorder | None = None
     try:
+        if main:  # in the try: a full disk here ends the run as failed, saying so
+            reserve_space(paths)  # kept by the supervisor already, unless started without one
+            _remove_stale_temps(paths.dir)
+            _remove_stale_temps(*_model_files_of(paths, weights_dir))
+            atomic_write_text(paths.arch, arch.to_json())
+            atomic_write_text(paths.train, cfg.to_json())
+            write_status(paths, state=RUNNING, pid=os.getpid(), host=socket.gethostname(),
+                         started=time.time(), device=str(device), world_size=dist.world,
+                         epochs=cfg.epochs, message="loading data")
         trainer = _prepare(arch, cfg, paths, device, dist, data_root, resume, log)
         if main:
             write_status(paths, total_steps=trainer.total_steps, arch=trainer.arch.to_dict(),
@@ -233,18 +109,11 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
         return _finish_early(paths, log, CANCELLED, f"cancelled{done}", main, recorder, trainer)
     except Diverged as exc:
         return _finish_early(paths, log, DIVERGED, f"diverged: {exc}", main, recorder, trainer)
-    except UserError as exc:
-        return _finish_early(paths, log, FAILED, str(exc), main, recorder, trainer)
-    except Exception as exc:
-        log(traceback.format_exc().rstrip())
-        if is_out_of_memory(exc):
-            batch = cfg.batch_size
-            message = (f"ran out of {device.type.upper()} memory at batch size {batch}: try a "
-                       f"smaller batch (e.g. {max(2, batch // 2)}), a smaller image size or a "
-                       "narrower network")
-        else:
-            message = f"failed: {type(exc).__name__}: {exc}"
-        return _finish_early(paths, log, FAILED, message, main, recorder, trainer)
+    except Exception as exc:  # UserError included: its message is for the person already
+        if not isinstance(exc, UserError):
+            log(traceback.format_exc().rstrip())
+        return _finish_early(paths, log, FAILED, _failure(exc, cfg, device), main, recorder,
+                             trainer, failure=_failure_kind(exc))
     except BaseException:  # KeyboardInterrupt/SystemExit: the process is being stopped
         _finish(paths, log, INTERRUPTED, "interrupted; resume continues from the last checkpoint",
                 main=main)
@@ -253,6 +122,33 @@ def run_training(arch: ArchConfig, cfg: TrainConfig, run_dir: Path, *, weights_d
         dist.close()
         if lock_fd is not None:
             os.close(lock_fd)
+
+
+def _failure(exc: Exception, cfg: TrainConfig, device: torch.device) -> str:
+    """What a run that failed with `exc` says, and what to do about it."""
+    if is_disk_full(exc):
+        full = os_error_text(exc) if isinstance(exc, OSError) else "the disk is full"
+        return (f"{full}: free some space, then resume (the run continues from its last "
+                "checkpoint)")
+    if isinstance(exc, UserError):
+        return str(exc)
+    if is_out_of_memory(exc):
+        batch = cfg.batch_size
+        return (f"ran out of {device.type.upper()} memory at batch size {batch}: try a smaller "
+                f"batch (e.g. {max(2, batch // 2)}), a smaller image size or a narrower network")
+    return f"failed: {type(exc).__name__}: {exc}"
+
+
+def _failure_kind(exc: Exception) -> str:
+    """What the run failed on, for status.json: a resume cannot fix data or settings that were
+    refused (layout.RESUME_CANNOT_FIX), so such a run is not offered one."""
+    if is_disk_full(exc):  # also while fetching data: freeing space is the fix, then a resume
+        return FAILED_OTHERWISE
+    if isinstance(exc, DataError):
+        return FAILED_ON_DATA
+    if isinstance(exc, ConfigError):
+        return FAILED_ON_CONFIG
+    return FAILED_OTHERWISE
 
 
 def _prepare(arch: ArchConfig, cfg: TrainConfig, paths: RunPaths, device: torch.device, dist: Dist,
@@ -304,17 +200,19 @@ def _final_record(paths: RunPaths, trainer: Trainer) -> dict[str, Any]:
 
 
 def _finish_early(paths: RunPaths, log: RunLog, state: str, message: str, main: bool,
-                  recorder: RunRecorder | None, trainer: Trainer | None) -> dict[str, Any]:
+                  recorder: RunRecorder | None, trainer: Trainer | None,
+                  **extra: Any) -> dict[str, Any]:
     """A run that stopped before completing: the store rules for what it saved so far (none
-    when it stopped before its first epoch), then its final status."""
+    when it stopped before its first epoch), then its final status (with `extra` fields)."""
     if recorder is None or trainer is None:  # not rank 0, or it never started training
-        return _finish(paths, log, state, message, main=main)
+        return _finish(paths, log, state, message, main=main, **extra)
     try:
         kept = recorder.keep_models(trainer, None)
     except (OSError, UserError) as exc:  # the store refuses (a full disk may be why it failed)
         log(traceback.format_exc().rstrip())
         kept = {"store_note": f"the model store could not be tidied: {exc}"}
-    return _finish(paths, log, state, f"{message}; {kept['store_note']}", main=main, **kept)
+    return _finish(paths, log, state, f"{message}; {kept['store_note']}", main=main, **kept,
+                   **extra)
 
 
 def _finish(paths: RunPaths, log: RunLog, state: str, message: str, main: bool = True,
@@ -322,26 +220,37 @@ def _finish(paths: RunPaths, log: RunLog, state: str, message: str, main: bool =
     if not main:
         return {"state": state, "message": message}
     log(f"{state}: {message}")
-    status = write_status(paths, state=state, message=message, finished=time.time(), eta_s=0,
-                          **extra)
-    _remove_stale_temps(paths)
+    status = record_end(paths, state=state, message=message, finished=time.time(), eta_s=0,
+                        **extra)
+    _remove_stale_temps(paths.dir)
     return status
 
 
-def _remove_stale_temps(paths: RunPaths) -> None:
-    """Delete what atomic writes of this run folder left when a process was killed mid-write
-    (a half-written checkpoint of ResNet34 is 175 MB). Called holding the run's lock, when no
-    write of this run is in flight, so every such file there is a leftover."""
+def _remove_stale_temps(folder: Path, targets: tuple[str, ...] = ()) -> None:
+    """Delete what atomic writes left in `folder` when a process was killed mid-write (a
+    half-written checkpoint of ResNet34 is 175 MB); with `targets`, only those of files of
+    these names. Called holding the run's lock, when no write of this run is in flight, so
+    every such file of the run is a leftover."""
+    # atomic_write_bytes names its temporary file "." + the target's name + "." + random.
+    prefixes = tuple(f".{name}." for name in targets) or ("",)
     try:
-        entries = list(os.scandir(paths.dir))
+        entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
-        if entry.name.endswith(TMP_SUFFIX) and entry.is_file(follow_symlinks=False):
+        if entry.name.endswith(TMP_SUFFIX) and entry.name.startswith(prefixes) \
+                and entry.is_file(follow_symlinks=False):
             try:
                 os.unlink(entry.path)
             except OSError:
                 pass  # gone already, or not ours to delete: never fail the run for it
+
+
+def _model_files_of(paths: RunPaths, weights_dir: Path | None) -> tuple[Path, tuple[str, ...]]:
+    """The store folder and the names of the files this run's models have there."""
+    files = [path for name in model_names(paths.run_id)
+             for path in store.model_files(name, weights_dir)]
+    return files[0].parent, tuple(path.name for path in files)
 
 
 def main(argv: list[str] | None = None) -> int:
