@@ -4,6 +4,7 @@ import streamlit as st
 
 from resnet_explorer.common import IMAGE_UPLOAD
 from resnet_explorer.inference import MAX_FILES, results_csv
+from ui import access
 from ui import inference_view as view
 from ui import nav
 
@@ -11,8 +12,10 @@ st.title("Inference")
 predictor, model_key = view.pick_model()
 
 left, right = st.columns([3, 1])
+cap = access.classify_cap()
 files = left.file_uploader(
-    f"Images (JPEG, PNG, WebP, GIF, BMP, TIFF; up to {MAX_FILES} at once)",
+    f"Images (JPEG, PNG, WebP, GIF, BMP, TIFF; up to {MAX_FILES} at once"
+    + (f"; {cap} a minute in this demo)" if cap else ")"),
     accept_multiple_files=True, key="inf_files", max_upload_size=IMAGE_UPLOAD.megabytes)
 if predictor is not None:
     with left:

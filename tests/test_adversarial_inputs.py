@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import save as save_safetensors
 
 from resnet_explorer.arch import PRESETS, ArchConfig, build_model
-from resnet_explorer.common import DataError, ImportRefused
+from resnet_explorer.common import DataError, ImportRefused, UserError
 from resnet_explorer.datasets import extract_zip
 from resnet_explorer.datasets.folders import resolve_folder
 from resnet_explorer.models import (MODEL_SORTS, ModelCard, card_markdown, import_model,
@@ -25,6 +25,7 @@ from resnet_explorer.models import (MODEL_SORTS, ModelCard, card_markdown, impor
                                     sort_models)
 from resnet_explorer.models.card import MAX_MODEL_SIDE, clean_metrics
 from resnet_explorer.models.importing import check_inference_cost
+from resnet_explorer.training import TrainConfig
 from tests.inference_helpers import TINY, encode, sidecar_for, torch_bytes
 from tests.page_helpers import open_page_at, texts
 
@@ -84,6 +85,32 @@ def test_stored_sidecar_numbers_that_cannot_be_formatted_show_as_missing(store_h
     at.selectbox(key="inf_model").set_value("damaged").run()
     assert not at.exception and "3 classes · 3×32×32" in texts(at.caption)
     assert not open_page_at("../app_pages/models.py").exception
+
+
+@pytest.mark.parametrize("where", ["arch dropout", "train lr", "normalization mean"])
+def test_a_400_digit_number_in_any_config_field_is_a_message_not_an_overflow(store_home, where):
+    # json.loads makes an int of 400 digits; float() of it raises OverflowError, not a
+    # UserError, so every page listing the file (Models, Inference, Compare) would fail.
+    huge = int("9" * 400)
+    side = sidecar_for(name="huge")
+    if where == "arch dropout":
+        side["arch"] = {**side["arch"], "dropout": huge}
+    elif where == "train lr":
+        side["train"] = {"lr": huge}
+    else:
+        side["normalization"] = {**side["normalization"], "mean": [huge] * 3}
+    with pytest.raises(UserError, match="finite"):
+        if where == "train lr":  # a train.json upload, a run's train.json
+            TrainConfig.from_dict(side["train"])
+        else:  # a sidecar, a run's arch.json, pasted JSON
+            ModelCard.from_sidecar(side)
+    weights = store_home / "weights"
+    save_model(build_model(TINY), sidecar_for(name="fine"), "fine", weights)
+    (weights / "huge.json").write_text(json.dumps(side))
+    (weights / "huge.safetensors").write_bytes((weights / "fine.safetensors").read_bytes())
+    assert {m.name for m in list_models(weights)} == {"huge", "fine"}
+    assert not open_page_at("../app_pages/models.py").exception
+    assert not open_page_at("../app_pages/inference.py").exception
 
 
 # ----- #2: a small file describing a network too costly to run -------------------------------

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer.common.access import (MODE_ENV, OPERATOR_PASSWORD_SECRET,
+from resnet_explorer.common.access import (CLASSIFY_PER_MINUTE, MODE_ENV,
+                                           OPERATOR_PASSWORD_SECRET,
+                                           SERVER_UNLOCK_TRIES_PER_MINUTE,
                                            UNLOCK_TRIES_PER_MINUTE, RateLimiter)
 from resnet_explorer.experiments.sweep import queue_sweep
 from resnet_explorer.experiments.sweep_spec import SweepSpec
@@ -20,7 +22,7 @@ from tests.inference_helpers import encode
 from tests.page_helpers import TIMEOUT, open_page_at, texts
 from tests.test_access import Clock
 from tests.train_helpers import TINY_ARCH, TINY_TRAIN
-from ui import nav
+from ui import access, nav
 from ui.access import CLASSIFY_LIMITER_KEY, LOCK_KEY, LOCKED, PASSWORD_KEY, UNLOCKED_KEY
 from ui.compare_view import PENDING_DELETE_KEY
 from ui.models_view import IMAGENET_FILE_KEY
@@ -44,6 +46,7 @@ LOCKED_CONTROLS = {
 def demo(with_tiny, monkeypatch):
     """Demo mode over a store with one model, one cancelled run and a sweep with another."""
     monkeypatch.setenv(MODE_ENV, "demo")
+    access._server_unlock_limiter.clear()  # server-wide: each test starts with a fresh one
     make_run(with_tiny / "runs", 1, TINY_ARCH, state=CANCELLED)  # run_id(1)
     spec = SweepSpec.from_dict({"base_arch": TINY_ARCH.to_dict(), "train": TINY_TRAIN.to_dict(),
                                 "modifications": [{"name": "silu", "arch": {"activation": "silu"}}],
@@ -171,6 +174,20 @@ def test_unlock_attempts_are_rate_limited_per_session(demo):
     assert UNLOCKED_KEY not in at.session_state
 
 
+def test_new_sessions_bring_no_new_guesses_past_the_server_wide_limit(demo):
+    server = access._server_unlock_limiter()  # what every session's callback takes from
+    for _ in range(SERVER_UNLOCK_TRIES_PER_MINUTE):
+        server.take()  # wrong guesses from other sessions (a script opening new ones)
+    at = open_app(nav.HOME)  # a fresh session: its own limiter is untouched
+    type_password(at, PASSWORD)
+    assert "unlock attempts a minute on this server" in texts(at.sidebar.error)
+    assert UNLOCKED_KEY not in at.session_state
+    access._server_unlock_limiter.clear()
+    type_password(at, PASSWORD)  # the right password is not counted against the server
+    assert at.session_state[UNLOCKED_KEY]
+    assert access._server_unlock_limiter().remaining() == SERVER_UNLOCK_TRIES_PER_MINUTE
+
+
 def test_outside_demo_mode_nothing_is_locked_and_there_is_no_password_box(with_tiny):
     at = prepare(open_app(nav.MODELS), nav.MODELS)
     assert not locked(at, nav.MODELS)
@@ -190,6 +207,7 @@ def test_a_demo_visitor_classifies_at_most_the_limit_a_minute_then_is_told_when(
         assert not at.exception
         return at
 
+    assert f"{CLASSIFY_PER_MINUTE} a minute in this demo" in at.file_uploader(key="inf_files").label
     upload("a.png", "b.png", "c.png", "d.png")
     assert "4 images at once is more than this demo allows" in texts(at.warning)
     upload("a.png", "b.png")

@@ -14,6 +14,7 @@ from PIL import Image, ImageFile, features
 
 from resnet_explorer.common import ImageRejected, UserError
 from resnet_explorer.datasets import decode_image, imaging, sniff_format
+from resnet_explorer.datasets.transforms import resize_center_crop
 from tests.imaging_helpers import H, W, mad, photo, png_header_only
 from tests.inference_helpers import encode
 
@@ -67,7 +68,7 @@ REJECTIONS = {
     "psd-header": (lambda: b"8BPS\x00\x01" + bytes(40), "x.png", "found PSD"),
     "bomb-100000px": (lambda: png_header_only(100_000, 100_000), "bomb.png", "too large"),
     "over-pixel-cap": (lambda: png_header_only(7000, 7000), "big.png", "49.0 megapixels; the"),
-    "over-side": (lambda: encode(Image.new("L", (9000, 1)), "PNG"), "wide.png", "9000x1 pixels"),
+    "over-side": (lambda: png_header_only(40_000, 1), "wide.png", "40000x1 pixels"),
     "over-bytes": (
         lambda: b"\xff\xd8\xff" + bytes(imaging.MAX_IMAGE_BYTES), "huge.jpg", "too large (25.0 MB; limit"
     ),
@@ -118,6 +119,14 @@ def test_limits_are_keyword_arguments(limits: dict[str, int], words: str) -> Non
     with pytest.raises(ImageRejected, match=words):
         decode_image(data, name="p.png", **limits)
     assert decode_image(data).size == (W, H)  # defaults accept it
+
+
+def test_a_phone_panorama_under_the_pixel_cap_is_classified_at_the_model_size() -> None:
+    # 12000×3000 = 36 MP: under the 40 MP cap. The side cap used to refuse it at 8192.
+    panorama = Image.new("L", (12_000, 3_000), 128)
+    image = decode_image(encode(panorama, "PNG"), name="pano.png")
+    assert image.size == (12_000, 3_000)
+    assert resize_center_crop(image, 36, 32).size == (32, 32)
 
 
 def test_truncated_images_stay_errors_globally() -> None:

@@ -79,6 +79,15 @@ def test_batches_shrink_for_networks_with_huge_activations(predictor):
     assert big.max_batch == 1
 
 
+def test_grad_cam_batches_are_bounded_by_what_its_backward_keeps(predictor):
+    # Grad-CAM on stage 1 keeps every later stage's activations: a batch that fits the budget
+    # one activation at a time may not fit it all at once.
+    assert predictor.cam_batch == 32
+    wide = ArchConfig(**{**SMALL, "stem_width": 64}, num_classes=3)
+    mid = make_predictor(wide, size=256, resize=256)  # 16 MiB a layer, far more in all
+    assert mid.cam_batch < mid.max_batch and mid.cam_batch >= 1
+
+
 def test_topk_is_sorted_sums_to_at_most_one_and_is_clamped_to_the_class_count(predictor, photo):
     top = classify_images(predictor, [photo], k=50)[0].topk
     assert len(top.indices) == 7 and sorted(top.indices) == list(range(7))

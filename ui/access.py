@@ -10,13 +10,16 @@ in the URL.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import streamlit as st
 
 from resnet_explorer.common import AccessDenied
 from resnet_explorer.common.access import (CLASSIFY_PER_MINUTE, OPERATOR_PASSWORD_SECRET,
+                                           SERVER_UNLOCK_TRIES_PER_MINUTE,
                                            UNLOCK_TRIES_PER_MINUTE, RateLimiter, WorkerSlots,
                                            demo_mode, password_matches, prediction_workers)
 
@@ -40,6 +43,11 @@ def lock_reason() -> str | None:
     if not demo_mode() or st.session_state.get(UNLOCKED_KEY):
         return None
     return LOCKED
+
+
+def classify_cap() -> int | None:
+    """Images a minute this session may classify; None where there is no limit."""
+    return CLASSIFY_PER_MINUTE if lock_reason() is not None else None
 
 
 def unlock_box() -> None:
@@ -69,15 +77,21 @@ def _unlock() -> None:
     st.session_state[PASSWORD_KEY] = ""
     if not given:
         return
+    server = _server_unlock_limiter()
     try:
         _limiter(UNLOCK_LIMITER_KEY, UNLOCK_TRIES_PER_MINUTE, "unlock attempts").take()
+        if server.remaining() <= 0:
+            server.take()  # refuses, saying when the server takes guesses again
     except AccessDenied as exc:
         st.session_state[REFUSAL_KEY] = str(exc)
         return
     expected = _operator_password()
     if password_matches(given, expected):
         st.session_state[UNLOCKED_KEY] = True
-    elif not expected:
+        return
+    with contextlib.suppress(AccessDenied):  # only wrong guesses count server-wide
+        server.take()
+    if not expected:
         st.session_state[REFUSAL_KEY] = ("No operator password is set on this server, so the "
                                          "demo stays locked.")
     else:
@@ -106,8 +120,21 @@ def _limiter(key: str, limit: int, what: str) -> RateLimiter:
 
 
 @st.cache_resource
+def _server_unlock_limiter() -> RateLimiter:
+    # One for the whole server: a new session (a reload) must not bring new guesses.
+    return RateLimiter(SERVER_UNLOCK_TRIES_PER_MINUTE, "unlock attempts",
+                       scope="on this server, all visitors together")
+
+
+@st.cache_resource
 def _prediction_slots() -> WorkerSlots:
     return WorkerSlots(prediction_workers())  # one set for the whole server process
+
+
+def compute_slot() -> AbstractContextManager[None]:
+    """One of the server's slots for heavy work (predictions, latency measurements), shared
+    by every session; entering it raises AccessDenied when the server stays busy."""
+    return _prediction_slots().hold()
 
 
 def run_prediction(n_images: int, predict: Callable[[], T]) -> T:
@@ -116,5 +143,5 @@ def run_prediction(n_images: int, predict: Callable[[], T]) -> T:
     Raises AccessDenied, saying why, when either refuses."""
     if lock_reason() is not None:
         _limiter(CLASSIFY_LIMITER_KEY, CLASSIFY_PER_MINUTE, "images").take(n_images)
-    with _prediction_slots().hold():
+    with compute_slot():
         return predict()

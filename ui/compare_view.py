@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from resnet_explorer.analysis import ranking_note
-from resnet_explorer.common import runs_dir, weights_dir
+from resnet_explorer.common import AccessDenied, runs_dir, weights_dir
 from resnet_explorer.experiments import (CompareRow, CompareTable, build_table, delete_rows,
                                          legend_names, measure_rows, shared_parts,
                                          store_signature, table_csv, with_live_states)
@@ -25,7 +25,7 @@ from resnet_explorer.experiments.charts import (COST_AXES, X_AXES, accuracy_cost
                                                 curve_figures, run_colour)
 from resnet_explorer.runs import RunMetrics, RunPaths, read_metrics
 from ui import nav
-from ui.access import lock_reason
+from ui.access import compute_slot, lock_reason
 from ui.flash import flash
 
 TABLE_KEY_PREFIX = "cmp_table_"  # + a digest of the rows shown: a new row set starts unselected
@@ -101,9 +101,12 @@ def actions(table: CompareTable, rows: Sequence[CompareRow],
                           disabled=not selected,
                           help="runs each selected network (random weights) on the run's "
                                "device if this machine has it, else the CPU"):
-        with st.spinner("Measuring: each network runs for a few seconds…"):
-            messages = measure_rows(selected)
-        flash("info", "\n\n".join(messages))
+        try:  # in a server-wide slot, as predictions: one visitor cannot take every core
+            with compute_slot(), st.spinner("Measuring: each network runs for a few seconds…"):
+                messages = measure_rows(selected)
+            flash("info", "\n\n".join(messages))
+        except AccessDenied as exc:
+            flash("warning", str(exc))
     locked = lock_reason()
     if delete_col.button(f"Delete selected ({len(selected)})…", key="cmp_delete",
                          disabled=not selected or bool(locked), help=locked) and not locked:

@@ -16,6 +16,7 @@ from resnet_explorer.analysis import charts
 from resnet_explorer.arch import BASELINE, PRESETS, ArchConfig
 from resnet_explorer.common import UserError
 from resnet_explorer.common.devices import device_kind
+from ui.access import compute_slot
 from ui.analysis_cache import cached_analysis
 from ui.state import kept
 
@@ -72,7 +73,8 @@ def _speeds(label: str, cfg: ArchConfig, size: tuple[int, int, int], big: int,
     if not measure:
         one, many = (cached_latency(cfg, size, MEASURE_DEVICE, b) for b in (1, big))
         return None if one is None or many is None else (one, many)
-    with st.spinner(f"Measuring {label} at batch 1 and {big}…"):
+    # A server-wide slot: measurements take every core, and two at once time each other.
+    with compute_slot(), st.spinner(f"Measuring {label} at batch 1 and {big}…"):
         return (measure_latency(cfg, size, MEASURE_DEVICE, 1),
                 measure_latency(cfg, size, MEASURE_DEVICE, big))
 

@@ -91,7 +91,8 @@ def _live(sweep_id: str) -> None:
 def _render(record: SweepRecord, runs: list[SweepRun]) -> None:
     counts = progress(runs)
     st.markdown(" · ".join(f"**{n}** {state}" for state, n in counts.items()))
-    summary = _summary(record.sweep_id, _signature(record), str(runs_dir()), str(sweeps_dir()))
+    summary = _summary(record.sweep_id, _signature(record, runs), str(runs_dir()),
+                       str(sweeps_dir()))
     st.dataframe(stats.format_table(summary), hide_index=True)
     st.caption(stats.NOISE_NOTE)
     st.plotly_chart(sweep_deltas_figure(summary), key=f"sweep_chart_{record.sweep_id}")
@@ -116,10 +117,11 @@ def _accuracy(run: SweepRun) -> str:
     return "" if acc is None else f"{acc:.2%}"
 
 
-def _signature(record: SweepRecord) -> tuple[tuple[str, int], ...]:
-    """What the summary depends on: each run's status file (absent: -1) and the record."""
+def _signature(record: SweepRecord, runs: list[SweepRun]) -> tuple[tuple[str, int], ...]:
+    """What the summary depends on: each run's status file (absent: -1), the record, and each
+    run's observed state (a run that dies changes no file: readers never write)."""
     root = runs_dir()
-    out = []
+    out = [(run.info.state if run.info is not None else "", 0) for run in runs]
     for path in [record.folder / "runs.json",
                  *(root / s.run_id / "status.json" for s in record.slots)]:
         try:

@@ -28,14 +28,17 @@ from contextlib import contextmanager
 from .errors import AccessDenied
 
 __all__ = ["MODE_ENV", "OPERATOR_PASSWORD_SECRET", "CLASSIFY_PER_MINUTE",
-           "UNLOCK_TRIES_PER_MINUTE", "demo_mode", "password_matches", "RateLimiter",
-           "WorkerSlots", "prediction_workers"]
+           "UNLOCK_TRIES_PER_MINUTE", "SERVER_UNLOCK_TRIES_PER_MINUTE", "demo_mode",
+           "password_matches", "RateLimiter", "WorkerSlots", "prediction_workers"]
 
 MODE_ENV = "RESNET_EXPLORER_MODE"
 # ("demo", "operator_password"): `[demo]` then `operator_password = "…"` in secrets.toml
 OPERATOR_PASSWORD_SECRET = ("demo", "operator_password")
 CLASSIFY_PER_MINUTE = 30  # images one demo visitor may classify in any minute
 UNLOCK_TRIES_PER_MINUTE = 5  # wrong passwords one session may try in any minute
+# All sessions together: a script opening new sessions gets no more guesses than this. It
+# could keep the operator waiting a minute; it cannot guess a strong password.
+SERVER_UNLOCK_TRIES_PER_MINUTE = 20
 PREDICTION_WAIT_S = 60.0  # longer in the queue and the visitor is told the server is busy
 
 
@@ -59,28 +62,31 @@ class RateLimiter:
     """
 
     def __init__(self, limit: int, what: str, window_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.what, self.window_s = limit, what, window_s
+                 clock: Callable[[], float] = time.monotonic, scope: str = "per visitor") -> None:
+        self.limit, self.what, self.window_s, self.scope = limit, what, window_s, scope
         self._clock = clock
         self._times: deque[float] = deque()
+        self._lock = threading.Lock()  # a server-wide limiter is shared by script threads
 
     def remaining(self) -> int:
-        self._forget_old(self._clock())
-        return self.limit - len(self._times)
+        with self._lock:
+            self._forget_old(self._clock())
+            return self.limit - len(self._times)
 
     def take(self, n: int = 1) -> None:
         """Count `n` events now, or count none and raise AccessDenied saying when they fit."""
         if n > self.limit:
             raise AccessDenied(f"{n} {self.what} at once is more than this demo allows: at most "
                                f"{self.limit} a minute. Try again with fewer.")
-        now = self._clock()
-        self._forget_old(now)
-        over = len(self._times) + n - self.limit
-        if over > 0:  # the window has room once the `over` oldest events have left it
-            wait = self._times[over - 1] + self.window_s - now
-            raise AccessDenied(f"This demo allows {self.limit} {self.what} a minute per visitor; "
-                               f"try again in {max(1, math.ceil(wait))} s.")
-        self._times.extend([now] * n)
+        with self._lock:
+            now = self._clock()
+            self._forget_old(now)
+            over = len(self._times) + n - self.limit
+            if over > 0:  # the window has room once the `over` oldest events have left it
+                wait = self._times[over - 1] + self.window_s - now
+                raise AccessDenied(f"This demo allows {self.limit} {self.what} a minute "
+                                   f"{self.scope}; try again in {max(1, math.ceil(wait))} s.")
+            self._times.extend([now] * n)
 
     def _forget_old(self, now: float) -> None:
         while self._times and self._times[0] <= now - self.window_s:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
+from .filevalues import finite_number
 from .limits import CONFIG_UPLOAD
 
 __all__ = ["Spec", "setting", "spec_of", "check_settings", "field_types", "parse_json_object",
@@ -226,9 +226,11 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name} must be a number, got {value!r}")
-        if not math.isfinite(value) or abs(value) > 1e12:
-            raise ConfigError(f"{name} must be a finite number of sensible size, got {value!r}")
-        return float(value)
+        number = finite_number(value)  # None for NaN, ±inf and 400-digit integers alike
+        if number is None or abs(number) > 1e12:
+            raise ConfigError(f"{name} must be a finite number of sensible size, got "
+                              f"{str(value)[:20]}")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{name} must be text, got {value!r}")

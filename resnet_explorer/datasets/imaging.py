@@ -22,7 +22,10 @@ from ..common.errors import ImageRejected
 from ..common.limits import IMAGE_UPLOAD
 
 MAX_IMAGE_BYTES = IMAGE_UPLOAD.max_bytes  # larger uploads are refused before parsing
-MAX_IMAGE_SIDE = 8192  # width and height cap
+# The pixel cap bounds memory; the resize cuts a long side down before scaling
+# (transforms.resize_center_crop), so a 12000×3000 phone panorama is fine. The side cap
+# only refuses headers no camera writes (JPEG's own limit is 65,535).
+MAX_IMAGE_SIDE = 32_768
 MAX_PIXELS = 40_000_000  # 40 MP, below Pillow's MAX_IMAGE_PIXELS (~89 MP)
 MAX_JPEG_SCANS = 100  # start-of-scan markers; progressive encoders write about 10
 

@@ -120,16 +120,21 @@ def fold_batch_norms(model: ResNet) -> ResNet:
     return fused
 
 
-def _shape_facts(card: ModelCard) -> tuple[int, tuple[tuple[int, int], ...]]:
+def _shape_facts(card: ModelCard) -> tuple[int, int, tuple[tuple[int, int], ...]]:
     """(images per forward pass such that no activation of the batch exceeds the budget,
-    each stage's output (height, width) at the card's input size)."""
+    images per Grad-CAM pass such that what its backward keeps fits the same budget, each
+    stage's output (height, width) at the card's input size)."""
     pre = card.preprocess
     try:
         analysis = analyze(card.arch, (pre.channels, pre.size, pre.size))
     except InputSizeError:  # the forward pass will say why, one file at a time
-        return 1, ()
+        return 1, 1, ()
     largest = largest_activation_bytes(analysis)
-    return max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // largest)), analysis.stage_sides
+    # Grad-CAM on an early stage keeps every later activation for its backward pass: bounded
+    # by what autograd keeps for the whole network, whichever stage is chosen.
+    kept = max(1, analysis.activation_bytes)
+    return (max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // largest)),
+            max(1, min(MAX_BATCH, BATCH_ACTIVATION_BYTES // kept)), analysis.stage_sides)
 
 
 class Predictor:
@@ -152,7 +157,7 @@ class Predictor:
         self._model = model
         self._scale, self._shift = card.preprocess.normalizer(self.device)
         # stage_sides: what Grad-CAM's map on each stage measures, (height, width).
-        self.max_batch, self.stage_sides = _shape_facts(card)
+        self.max_batch, self.cam_batch, self.stage_sides = _shape_facts(card)
         self._onnx_cache = onnx_cache
         self._engine_lock = threading.Lock()
         self._runner: OnnxRunner | None = None
@@ -259,8 +264,9 @@ class Predictor:
              cam_stage: int | None) -> list[tuple[TopK, Image.Image | None]]:
         """Top-k (and a Grad-CAM overlay of the top class) for prepared crops, batched."""
         out: list[tuple[TopK, Image.Image | None]] = []
-        for start in range(0, len(crops), self.max_batch):
-            chunk = crops[start:start + self.max_batch]
+        step = self.cam_batch if cam else self.max_batch
+        for start in range(0, len(crops), step):
+            chunk = crops[start:start + step]
             if not cam:
                 x = self.to_input(chunk, channels_last=False if self._ort is not None else None)
                 out.extend((top, None) for top in self._topk(self.logits(x), k))

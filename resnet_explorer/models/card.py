@@ -216,8 +216,7 @@ def _preprocess(data: dict[str, Any], arch: ArchConfig | None) -> Preprocess:
     for key in ("mean", "std"):
         values = norm.get(key)
         if (not isinstance(values, list) or len(values) != c
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and math.isfinite(v) for v in values)):
+                or not all(_number(v) is not None for v in values)):
             raise ModelError(f"normalization {key} must be {c} finite numbers")
         stats.append(tuple(float(v) for v in values))
     if min(stats[1]) <= 0:

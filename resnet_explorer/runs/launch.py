@@ -139,7 +139,7 @@ def resume_run(run_id: str, runs_dir: Path | None = None) -> None:
             paths.cancel.unlink(missing_ok=True)
             resumes = int(non_negative(settled.get("resumes")) or 0) + 1  # hand-edited: 0
             write_status(paths, state=QUEUED, message="queued to resume", queued_at=time.time(),
-                         resumes=resumes, finished=None)
+                         resumes=resumes, finished=None, warning="")  # judged again at its end
         _enqueue_and_launch(paths, launch, fd, resume=True)
     finally:
         os.close(fd)
