@@ -194,3 +194,28 @@ def test_damaged_bookkeeping_files_give_messages_and_never_tracebacks(busy_cpu):
     for run in (first, second):
         supervisor(root, run)
         runs.cancel_run(run, root, wait_s=10)
+
+
+def test_a_lock_that_fails_for_another_reason_than_held_is_an_error_not_held(tmp_path,
+                                                                             monkeypatch):
+    # Over NFS, flock is emulated with fcntl locks: an exclusive lock on a read-only fd fails
+    # with EBADF. Read as "held", every dead run looked alive and every start was refused.
+    import errno
+    import fcntl
+
+    from resnet_explorer.runs import layout
+
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(layout.os, "open",
+                        lambda path, flags, *a: opened.append(flags) or real_open(path, flags, *a))
+    fd = try_lock(tmp_path / "w.lock")  # a writer: opened for writing
+    assert opened[-1] & os.O_RDWR and try_lock(tmp_path / "w.lock", create=False) is None
+    os.close(fd)
+
+    def flock(fd, op):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        try_lock(tmp_path / "w.lock")

@@ -187,15 +187,19 @@ def try_lock(path: Path, create: bool = True) -> int | None:
     fresh ``.lock`` into a folder that is being removed, leaving it behind half-deleted.
     Then a missing file raises FileNotFoundError, which callers read as "the run is gone".
     """
-    # Read-only is enough to lock, and probing then works on a read-only or full disk.
-    fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)
+    # A probe opens read-only, so it works on a read-only or full disk; a writer opens for
+    # writing, which flock emulated over NFS needs for an exclusive lock.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT if create else os.O_RDONLY, 0o644)
     if fcntl is None:  # pragma: no cover
         return fd
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # EWOULDBLOCK: someone holds it
         os.close(fd)
         return None
+    except OSError:  # not "held": a failure the caller must hear about
+        os.close(fd)
+        raise
     return fd
 
 
