@@ -69,8 +69,11 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             next(trainer.model.parameters()).add_(1.0)
     seen["after_drift"] = dist.params_in_sync(trainer.model)
     dist.barrier()
+    Path(out, f"{rank}.json").write_text(json.dumps(seen))  # before gloo's teardown (below)
     dist.close()
-    Path(out, f"{rank}.json").write_text(json.dumps(seen))
+    # Gloo's threads sometimes abort the process at interpreter exit ("terminate called
+    # without an active exception"): leave without running C++ destructors twice.
+    os._exit(0)
 
 
 # A gloo collective waits 30 minutes for a peer by default: a rank that dies or a group that
@@ -97,6 +100,12 @@ def spawn_ranks(world: int, out: Path) -> None:
             while not context.join(timeout=5):
                 if time.monotonic() > deadline:
                     raise AssertionError(f"the {world} ranks did not finish in {DEADLINE_S} s")
+            return
+        except mp.ProcessExitedException as exc:
+            # A rank aborted by gloo's teardown after both wrote what they saw: the work is
+            # done and the assertions judge it. Anything else (no output) fails.
+            if exc.signal_name != "SIGABRT" or len(list(out.glob("*.json"))) < world:
+                raise
             return
         except mp.ProcessRaisedException as exc:
             # Another process on the machine (a parallel test run) may take the port or talk
