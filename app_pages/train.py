@@ -5,7 +5,7 @@ import streamlit as st
 
 from resnet_explorer.training import QUICK
 from ui import train_form as form
-from ui.access import lock_reason
+from ui.access import write_button
 from ui.flash import show as show_message
 from ui.runs_view import runs_section
 
@@ -31,9 +31,7 @@ cfg, problems, nproc = form.recipe(dataset, data_path)
 form.feature_map_note(arch, cfg.image_size)
 if problems:
     st.error("Fix these settings to start a run:\n\n" + "\n".join(f"- {p}" for p in problems))
-locked = lock_reason()
-if st.button("Start training", type="primary", key=form.START_KEY,
-             disabled=bool(problems or locked), help=locked) and not (problems or locked):
+if write_button("Start training", type="primary", key=form.START_KEY, disabled=bool(problems)):
     form.start(arch, cfg, nproc)
 
 st.subheader("Runs")

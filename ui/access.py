@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -43,6 +43,17 @@ def lock_reason() -> str | None:
     if not demo_mode() or st.session_state.get(UNLOCKED_KEY):
         return None
     return LOCKED
+
+
+def write_button(label: str, *, key: str, where: Any = st, disabled: bool = False,
+                 help: str | None = None, **options: Any) -> bool:
+    """A button that starts runs or changes the stores: in a locked demo it is disabled with
+    the reason as its help. True only for a click on an enabled button, so a click sent
+    before the lock (or before the button was disabled) acts on nothing."""
+    locked = lock_reason()
+    off = disabled or locked is not None
+    clicked = where.button(label, key=key, disabled=off, help=locked or help, **options)
+    return bool(clicked) and not off
 
 
 def classify_cap() -> int | None:

@@ -25,7 +25,7 @@ from resnet_explorer.experiments.charts import (COST_AXES, X_AXES, accuracy_cost
                                                 curve_figures, run_colour)
 from resnet_explorer.runs import RunMetrics, RunPaths, read_metrics
 from ui import nav
-from ui.access import compute_slot, lock_reason
+from ui.access import compute_slot, lock_reason, write_button
 from ui.flash import flash
 
 TABLE_KEY_PREFIX = "cmp_table_"  # + a digest of the rows shown: a new row set starts unselected
@@ -107,11 +107,10 @@ def actions(table: CompareTable, rows: Sequence[CompareRow],
             flash("info", "\n\n".join(messages))
         except AccessDenied as exc:
             flash("warning", str(exc))
-    locked = lock_reason()
-    if delete_col.button(f"Delete selected ({len(selected)})…", key="cmp_delete",
-                         disabled=not selected or bool(locked), help=locked) and not locked:
+    if write_button(f"Delete selected ({len(selected)})…", key="cmp_delete", where=delete_col,
+                    disabled=not selected):
         st.session_state[PENDING_DELETE_KEY] = [r.key for r in selected]
-    _confirm_delete(locked)
+    _confirm_delete(lock_reason())
 
 
 def _confirm_delete(locked: str | None) -> None:

@@ -22,7 +22,7 @@ from resnet_explorer.models import (MODEL_SORTS, RESNET34_IMAGENET, DownloadFail
                                     install_checkpoint, model_file_bytes, model_files, model_zip,
                                     read_sidecar, rename_model, size_text, sort_models,
                                     where_to_put)
-from ui.access import lock_reason
+from ui.access import lock_reason, write_button
 from ui.flash import flash
 from ui.state import current_arch, drop_stale_choice
 
@@ -169,8 +169,7 @@ def import_section(folder: Path) -> None:
                              help=locked)
     name = st.text_input("Name (optional; default: from the sidecar or file name)",
                          key=IMPORT_NAME_KEY)
-    if st.button("Import", key="models_import", disabled=not files or bool(locked),
-                 help=locked) and files and not locked:
+    if write_button("Import", key="models_import", disabled=not files):
         try:
             card, notes = import_model(files, current_arch(), name.strip() or None, folder)
         except UserError as exc:
@@ -191,9 +190,8 @@ def imagenet_section(folder: Path) -> None:
                 "whose name and shape fit is copied; the rest stays freshly initialised (train "
                 "it on the Train page).")
     new_name = st.text_input("Name for the new model", "imagenet-transfer", key=TRANSFER_NAME_KEY)
-    if st.button("Transfer the ImageNet weights", key="models_transfer",
-                 disabled=not have or bool(locked),
-                 help=locked or (None if have else NEEDS_IMAGENET)) and have and not locked:
+    if write_button("Transfer the ImageNet weights", key="models_transfer", disabled=not have,
+                    help=None if have else NEEDS_IMAGENET):
         try:
             card, report = import_imagenet_transfer(cfg, new_name.strip(), folder)
         except UserError as exc:
@@ -213,15 +211,13 @@ def _get_imagenet(folder: Path, locked: str | None) -> None:
     st.info(f"The ImageNet weights are not on this machine. Download them here or, on a server "
             f"without internet access, {where_to_put(RESNET34_IMAGENET, folder)}; uploading "
             "that file below puts it there for you.")
-    if st.button("Download the ImageNet weights (~87 MB)", key="models_download",
-                 disabled=bool(locked), help=locked) and not locked:
+    if write_button("Download the ImageNet weights (~87 MB)", key="models_download"):
         _download_imagenet(folder)
     upload = st.file_uploader(f"Upload {RESNET34_IMAGENET.file_name}", type=["pth"],
                               key=IMAGENET_FILE_KEY, max_upload_size=MODEL_UPLOAD.megabytes,
                               disabled=bool(locked), help=locked)
-    if st.button("Save the uploaded weights", key="models_imagenet_save",
-                 disabled=upload is None or bool(locked), help=locked) \
-            and upload is not None and not locked:
+    if write_button("Save the uploaded weights", key="models_imagenet_save",
+                    disabled=upload is None):
         try:
             path = install_checkpoint(upload.getvalue(), weights_dir=folder, name=upload.name)
         except UserError as exc:
@@ -252,14 +248,12 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
     if not models:
         st.caption("No models to rename or delete.")
         return
-    locked = lock_reason()
     names = [m.name for m in models]
     drop_stale_choice(TARGET_KEY, names)
     st.markdown("**Rename**")
     target = st.selectbox("Model", names, key=TARGET_KEY)
     renamed = st.text_input("New name", key=NEW_NAME_KEY).strip()
-    if st.button("Rename", key="models_rename", disabled=not renamed or bool(locked),
-                 help=locked) and renamed and not locked:
+    if write_button("Rename", key="models_rename", disabled=not renamed):
         try:
             rename_model(target, renamed, folder)
         except UserError as exc:
@@ -276,8 +270,7 @@ def manage_section(models: list[ModelInfo], folder: Path) -> None:
     size = sum(m.size_bytes for m in models if m.name in chosen)
     confirm = st.checkbox(f"Yes, delete {_count(len(chosen))} ({size_text(size)}) for good",
                           key=CONFIRM_KEY, disabled=not chosen)
-    if st.button("Delete", key="models_delete", disabled=not (chosen and confirm) or bool(locked),
-                 help=locked) and chosen and confirm and not locked:
+    if write_button("Delete", key="models_delete", disabled=not (chosen and confirm)):
         # The deleted names leave the choice on the next run, and the consent with them.
         deleted, problems = delete_models(list(chosen), folder)
         prune_onnx_cache(folder)  # the Predictor's exports of the deleted models go too

@@ -12,7 +12,7 @@ from resnet_explorer.runs import (FAILED, RunInfo, cancel_run, get_run, list_run
                                   read_metrics, resume_run)
 from resnet_explorer.runs.charts import training_figures
 from ui import nav
-from ui.access import lock_reason
+from ui.access import write_button
 from ui.flash import flash
 from ui.state import MODEL_PICK_KEY, SELECTED_RUN_KEY, drop_stale_choice
 
@@ -106,12 +106,9 @@ def _render(run_id: str, info: RunInfo | None) -> None:
     with st.expander("Log", expanded=info.state in ("failed", "diverged", "interrupted")):
         st.code(log_tail(run_id, runs_dir()) or "(empty)", language=None)
     b1, b2, b3 = st.columns(3)
-    locked = lock_reason()
-    if info.active and b1.button("Cancel run", key="train_cancel", disabled=bool(locked),
-                                 help=locked) and not locked:
+    if info.active and write_button("Cancel run", key="train_cancel", where=b1):
         flash("info", cancel_run(run_id, runs_dir()))
-    if info.can_resume and b2.button("Resume run", key="train_resume", disabled=bool(locked),
-                                     help=locked) and not locked:
+    if info.can_resume and write_button("Resume run", key="train_resume", where=b2):
         try:
             resume_run(run_id, runs_dir())
         except UserError as exc:

@@ -28,7 +28,7 @@ from resnet_explorer.experiments.sweep_spec import (CONFIRM_ABOVE, MAX_SEEDS, SW
                                                     SweepSpec, parse_modifications)
 from resnet_explorer.training import QUICK, TrainConfig
 from ui import fields as gen
-from ui.access import lock_reason
+from ui.access import write_button
 from ui.arch_form import STAGE_FIELDS
 from ui.flash import flash, remember
 from ui.train_form import MORE, ROWS, network, unplaced_fields
@@ -225,11 +225,8 @@ def queue_controls(spec: SweepSpec | None, problems: list[str],
             confirmed = st.checkbox(f"Yes, queue all {spec.n_runs} runs (more than "
                                     f"{CONFIRM_ABOVE})", key=CONFIRM_KEY)
     n = spec.n_runs if spec is not None else 0
-    locked = lock_reason()
-    clicked = st.button(f"Queue {n} runs" if n else "Queue the sweep", type="primary",
-                        key=QUEUE_KEY, help=locked,
-                        disabled=spec is None or bool(problems or locked) or not confirmed)
-    if clicked and spec is not None and not (problems or locked) and confirmed:
+    if write_button(f"Queue {n} runs" if n else "Queue the sweep", type="primary", key=QUEUE_KEY,
+                    disabled=spec is None or bool(problems) or not confirmed) and spec is not None:
         _queue(spec, chosen, confirmed)
 
 

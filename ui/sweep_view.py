@@ -22,7 +22,7 @@ from resnet_explorer.experiments.sweep import (SweepRecord, SweepRun, cancel_swe
                                                progress, read_sweep, resume_sweep, sweep_runs,
                                                sweep_summary, trainer_commands)
 from ui import sweep_form as form
-from ui.access import lock_reason
+from ui.access import write_button
 from ui.flash import flash
 from ui.state import drop_stale_choice
 
@@ -140,15 +140,13 @@ def _summary(sweep_id: str, signature: tuple[tuple[str, int], ...], runs_root: s
 
 def _buttons(record: SweepRecord, runs: list[SweepRun]) -> None:
     left, right = st.columns(2)
-    locked = lock_reason()
-    if left.button("Cancel sweep", key="sweep_cancel", disabled=not _active(runs) or bool(locked),
-                   help=locked or "cancels its queued and running runs (resume brings them back)") \
-            and not locked:
+    if write_button("Cancel sweep", key="sweep_cancel", where=left, disabled=not _active(runs),
+                    help="cancels its queued and running runs (resume brings them back)"):
         flash("info", cancel_sweep(record, runs_dir()))
     resumable = any(r.info.can_resume if r.info is not None else not r.problem for r in runs)
-    if right.button("Resume sweep", key="sweep_resume", disabled=not resumable or bool(locked),
-                    help=locked or "resumes interrupted, cancelled and failed runs and queues "
-                                   "removed ones again") and not locked:
+    if write_button("Resume sweep", key="sweep_resume", where=right, disabled=not resumable,
+                    help="resumes interrupted, cancelled and failed runs and queues removed "
+                         "ones again"):
         try:
             _, message = resume_sweep(record, runs_dir(), weights_dir=weights_dir(),
                                       data_dir=data_dir())

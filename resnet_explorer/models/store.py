@@ -12,10 +12,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -27,7 +26,7 @@ from ..arch.config import ArchConfig
 from ..arch.model import build_model
 from ..arch.weights import check_state_dict
 from ..common.errors import ModelError, UserError, WeightsMismatch
-from ..common.fileio import atomic_write_bytes, atomic_write_json
+from ..common.fileio import atomic_write_bytes, atomic_write_json, os_errors_as
 from ..common.paths import runs_dir as default_runs_dir
 from ..common.paths import weights_dir as default_weights_dir
 from ..common.schema import parse_json_object
@@ -244,7 +243,7 @@ def rename_model(old: str, new: str, weights_dir: Path | None = None) -> None:
         raise ModelError(f"there is no model named {old!r}")
     sidecar = read_sidecar(old, weights_dir)
     taken = ModelError(f"a model named {new!r} already exists; choose another name")
-    with _disk_errors(f"model {old!r} could not be renamed"):
+    with os_errors_as(ModelError, f"model {old!r} could not be renamed"):
         # A hard link claims the new name atomically (it fails if the name exists), so two
         # sessions renaming onto the same name cannot overwrite each other's model.
         try:
@@ -265,7 +264,7 @@ def delete_model(name: str, weights_dir: Path | None = None) -> None:
     weights, sidecar = model_files(name, weights_dir)
     if not weights.exists() and not sidecar.exists():
         raise ModelError(f"there is no model named {name!r}")
-    with _disk_errors(f"model {name!r} could not be deleted"):
+    with os_errors_as(ModelError, f"model {name!r} could not be deleted"):
         weights.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
 
@@ -289,7 +288,7 @@ def update_metrics(name: str, changes: Mapping[str, Any], weights_dir: Path | No
     _, sidecar_path = model_files(name, weights_dir)
     data = read_sidecar(name, weights_dir)
     data["metrics"] = {**data.get("metrics", {}), **changes}
-    with _disk_errors(f"model {name!r} could not be updated"):
+    with os_errors_as(ModelError, f"model {name!r} could not be updated"):
         atomic_write_json(sidecar_path, data)
 
 
@@ -347,12 +346,3 @@ def disk_used(weights_dir: Path | None = None, runs_dir: Path | None = None) -> 
         size, files = folder_usage(folder)
         parts.append(f"{label} {size_text(size)} ({files:,} file{'' if files == 1 else 's'})")
     return "Disk used: " + " · ".join(parts)
-
-
-@contextmanager
-def _disk_errors(what: str) -> Iterator[None]:
-    """A file system that refuses (permissions, a full or read-only disk) is told, not raised."""
-    try:
-        yield
-    except OSError as exc:
-        raise ModelError(f"{what}: {exc.strerror or exc}") from None
